@@ -97,3 +97,16 @@ type Change struct {
 	// the source may resume after Pos.
 	Pos Position
 }
+
+// Problem is one finding of a preflight check: what is wrong and the
+// one-line fix. Sources return them from their Check functions.
+type Problem struct {
+	// Check names what was looked at, e.g. "wal_level".
+	Check string
+	// Problem says what is wrong, without secrets.
+	Problem string
+	// Fix is one line telling the user what to do.
+	Fix string
+	// Warning marks findings that do not block running.
+	Warning bool
+}
