@@ -35,6 +35,9 @@ type Event struct {
 	LeadCreated int64 `json:"-"`
 	// CommitTime is when the change committed in the source (latency metrics).
 	CommitTime time.Time `json:"-"`
+	// Reject is a dead-letter reason the mapping already found (e.g. an
+	// invalid lead_id); such an event is dead-lettered, never sent.
+	Reject string `json:"-"`
 }
 
 // UserData holds Meta's customer information parameters. Hashed fields hold

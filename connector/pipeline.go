@@ -1,0 +1,302 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/leadtail/leadtail/mapping"
+	"github.com/leadtail/leadtail/sink"
+	"github.com/leadtail/leadtail/sources"
+)
+
+// Pipeline moves changes from a Source through the mappings to a Sink and
+// checkpoints what was delivered. See the package doc for the protocol.
+type Pipeline struct {
+	Source   Source
+	Sink     Sink
+	Store    CheckpointStore
+	Mappings *mapping.Set
+	// Querier runs the mappings' lookups; usually the source itself.
+	Querier  mapping.Querier
+	Delivery sink.DeliveryConfig
+	Logger   hclog.Logger
+	// Stats counts what happened; may be nil.
+	Stats *Stats
+}
+
+// item is what one change contributes to a batch.
+type item struct {
+	events []sink.Event
+	pos    sources.Position
+}
+
+type batch struct {
+	seq    int
+	events []sink.Event
+	pos    sources.Position
+	res    sink.Result
+	err    error
+}
+
+// Run streams until ctx is cancelled (then drains, see the package doc) or
+// a fatal error. A clean stop returns nil.
+func (p *Pipeline) Run(ctx context.Context) error {
+	log := p.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if p.Stats == nil {
+		p.Stats = NewStats()
+	}
+	from, err := p.Store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load checkpoint: %w", err)
+	}
+	log.Info("pipeline starting", "position", string(from))
+
+	srcCtx, cancelSrc := context.WithCancel(ctx)
+	defer cancelSrc()
+	// Deliveries outlive ctx by up to the shutdown timeout, so a SIGTERM
+	// drains what is in flight instead of abandoning it.
+	dctx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliver()
+	var drainTimer *time.Timer
+	var timerMu sync.Mutex
+	stopAfter := context.AfterFunc(ctx, func() {
+		timerMu.Lock()
+		defer timerMu.Unlock()
+		log.Info("stopping: draining in-flight batches", "timeout", p.Delivery.ShutdownTimeout)
+		drainTimer = time.AfterFunc(p.Delivery.ShutdownTimeout, cancelDeliver)
+	})
+	defer func() {
+		stopAfter()
+		timerMu.Lock()
+		if drainTimer != nil {
+			drainTimer.Stop()
+		}
+		timerMu.Unlock()
+	}()
+
+	items := make(chan item, 16)
+	var g errgroup.Group
+	g.Go(func() error {
+		defer close(items)
+		err := p.Source.Stream(srcCtx, from, p.emitter(items))
+		if err != nil && srcCtx.Err() != nil && errors.Is(err, context.Canceled) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		err := p.loop(dctx, items, log)
+		if err != nil {
+			cancelSrc()
+		}
+		return err
+	})
+	err = g.Wait()
+	if err == nil && ctx.Err() != nil && dctx.Err() != nil {
+		log.Warn("shutdown timeout reached: undelivered batches will be sent again after restart")
+	}
+	log.Info("pipeline stopped", p.Stats.logPairs()...)
+	return err
+}
+
+// emitter maps each change and hands its events and position to the loop.
+// Blocking on the channel is the backpressure the source expects.
+func (p *Pipeline) emitter(items chan<- item) func(context.Context, sources.Change) error {
+	return func(ctx context.Context, ch sources.Change) error {
+		it := item{pos: ch.Pos}
+		if ch.Op != sources.OpNone {
+			outs, err := p.mapWithRetry(ctx, ch)
+			if err != nil {
+				return err
+			}
+			for _, o := range outs {
+				if o.Event == nil {
+					p.Stats.skip(o.Mapping, o.Skip)
+					continue
+				}
+				for _, d := range o.Dropped {
+					p.Stats.drop(o.Mapping, d.Key, d.Reason)
+				}
+				it.events = append(it.events, *o.Event)
+			}
+			p.Stats.change()
+		}
+		if len(it.events) == 0 && it.pos == "" {
+			return nil
+		}
+		select {
+		case items <- it:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// mapWithRetry retries lookup failures (the database is unwell) with
+// backoff: skipping the change would lose its event.
+func (p *Pipeline) mapWithRetry(ctx context.Context, ch sources.Change) ([]mapping.Outcome, error) {
+	wait := p.Delivery.RetryMin
+	for attempt := 1; ; attempt++ {
+		outs, err := p.Mappings.Map(ctx, ch, p.Querier)
+		if err == nil {
+			return outs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if p.Logger != nil {
+			p.Logger.Warn("mapping lookup failed, retrying", "table", ch.Table, "attempt", attempt, "wait", wait, "error", err)
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		wait = min(wait*2, p.Delivery.RetryMax)
+	}
+}
+
+// loop batches items, delivers batches concurrently and commits them in order.
+func (p *Pipeline) loop(ctx context.Context, items <-chan item, log hclog.Logger) error {
+	maxIn := max(p.Delivery.MaxInFlight, 1)
+	done := make(chan *batch, maxIn)
+	var (
+		cur       = &batch{}
+		ready     []*batch
+		inflight  int
+		nextSeq   int
+		commitSeq int
+		completed = map[int]*batch{}
+		timer     *time.Timer
+		timerC    <-chan time.Time
+		closed    bool
+		fatal     error
+		wg        sync.WaitGroup
+	)
+	defer wg.Wait()
+	closeCur := func() {
+		if len(cur.events) == 0 && cur.pos == "" {
+			return
+		}
+		cur.seq = nextSeq
+		nextSeq++
+		ready = append(ready, cur)
+		cur = &batch{}
+		if timer != nil {
+			timer.Stop()
+			timer, timerC = nil, nil
+		}
+	}
+	commit := func() error {
+		var pos sources.Position
+		var failed error
+		for {
+			b, ok := completed[commitSeq]
+			if !ok {
+				break
+			}
+			if b.err != nil {
+				// Stay on the failed batch: nothing after it may be committed.
+				failed = b.err
+				break
+			}
+			delete(completed, commitSeq)
+			commitSeq++
+			p.Stats.delivered(b.res)
+			if b.pos != "" {
+				pos = b.pos
+			}
+		}
+		if pos != "" {
+			// Save before Ack: a crash between the two re-reads from the file.
+			if err := p.Store.Save(context.WithoutCancel(ctx), pos); err != nil {
+				return fmt.Errorf("save checkpoint: %w", err)
+			}
+			if err := p.Source.Ack(pos); err != nil {
+				return fmt.Errorf("ack position: %w", err)
+			}
+			log.Trace("checkpoint saved", "position", string(pos))
+		}
+		return failed
+	}
+	for {
+		for fatal == nil && len(ready) > 0 && inflight < maxIn {
+			b := ready[0]
+			ready = ready[1:]
+			if len(b.events) == 0 {
+				completed[b.seq] = b
+				if err := commit(); err != nil {
+					fatal = err
+				}
+				continue
+			}
+			inflight++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				log.Debug("delivering batch", "batch_size", len(b.events))
+				b.res, b.err = p.Sink.Deliver(ctx, b.events)
+				done <- b
+			}()
+		}
+		if (closed || fatal != nil) && inflight == 0 && (len(ready) == 0 || fatal != nil) {
+			return fatal
+		}
+		in := items
+		if closed || fatal != nil || len(ready) > 0 {
+			in = nil // backpressure: the source waits while batches queue up
+		}
+		select {
+		case it, ok := <-in:
+			if !ok {
+				closed = true
+				closeCur()
+				continue
+			}
+			cur.events = append(cur.events, it.events...)
+			if it.pos != "" {
+				cur.pos = it.pos
+			}
+			if len(cur.events) >= p.Delivery.BatchSize {
+				closeCur()
+			} else if timer == nil {
+				timer = time.NewTimer(p.Delivery.BatchWait)
+				timerC = timer.C
+			}
+		case <-timerC:
+			timer, timerC = nil, nil
+			closeCur()
+		case b := <-done:
+			inflight--
+			completed[b.seq] = b
+			if fatal == nil {
+				if err := commit(); err != nil {
+					if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+						// Drain cut off by the shutdown timeout: not an error,
+						// the batch is simply not committed.
+						closed = true
+						ready = nil
+						continue
+					}
+					fatal = err
+				}
+			}
+		}
+	}
+}
