@@ -1,0 +1,30 @@
+# leadtail: `make test` is what CI runs (through .ci/run); `make demo` shows it working.
+GO        ?= go
+PKGS      := ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN       := bin/leadtail
+
+.PHONY: build test test-short lint fmt demo clean
+
+build:
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/leadtail
+
+# The full suite: unit tests, and integration tests against throwaway
+# PostgreSQL/MariaDB servers that the tests start themselves.
+test: lint
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# Unit tests only (no database servers).
+test-short:
+	$(GO) test -race -short -count=1 $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
