@@ -28,3 +28,8 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# A throwaway PostgreSQL with a sample CRM, the fake Graph API and leadtail:
+# scripted stage changes, and the events that reached "Meta".
+demo:
+	bash testdata/demo/demo.sh
