@@ -1,6 +1,3 @@
-// Package sink delivers Conversions API events to Meta's Graph API: the wire
-// model, validation against Meta's rules, the HTTP client, error
-// classification, dead letters and the checkpoint file store.
 package sink
 
 import (

@@ -61,6 +61,9 @@ func Probe(ctx context.Context, cfg Config, hc *http.Client) []sources.Problem {
 	case g.Code == 100 && g.ErrorSubcode == 33:
 		return []sources.Problem{{Check: "meta.dataset_id", Problem: where + ": the dataset does not exist or is not shared with this token",
 			Fix: "check meta.dataset_id in Events Manager and give the token's system user access to the dataset"}}
+	case g.Code == 100 && g.Type == "GraphMethodException" && g.ErrorSubcode == 0:
+		return []sources.Problem{{Check: "meta.app_secret", Problem: where + ": " + g.Message,
+			Fix: "set meta.app_secret to the secret of the app that issued the token (or leave it empty if the app does not require appsecret_proof)"}}
 	case g.Code == 100:
 		return nil // empty data refused: token and dataset passed
 	case g.Code == 190 || g.Code == 102:
