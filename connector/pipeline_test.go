@@ -175,8 +175,8 @@ func TestProtocolDeliverSaveAck(t *testing.T) {
 	j := newJournal()
 	src := &fakeSource{j: j, changes: []sources.Change{
 		leadChange(1, "new", ""), leadChange(2, "won", "p1"), // one transaction, two rows
-		{Op: sources.OpNone, Pos: "p2"},                     // heartbeat
-		leadChange(3, "junk", "p3"),                         // skipped: still advances
+		{Op: sources.OpNone, Pos: "p2"}, // heartbeat
+		leadChange(3, "junk", "p3"),     // skipped: still advances
 	}}
 	p := newPipeline(t, src, &fakeSink{j: j}, &fakeStore{j: j, start: "p0"})
 	cancel, wait := runPipeline(t, p)

@@ -1,5 +1,3 @@
-// Package postgres tails a PostgreSQL database through logical replication
-// (pgoutput) and turns row changes into sources.Change values.
 package postgres
 
 import (
