@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -56,7 +57,24 @@ func Run(ctx context.Context, cfg *Config, log hclog.Logger) error {
 	}
 	log.Info("leadtail starting", "source", cfg.Source.Kind(), "mappings", len(cfg.Set.Mappers()),
 		"dataset_id", cfg.Meta.DatasetID, "dry_run", cfg.Meta.DryRun)
+	httpCtx, stopHTTP := context.WithCancel(ctx)
+	httpDone := make(chan error, 1)
+	if cfg.HTTP.Listen != "" {
+		// Listen before streaming: a taken port is a startup error, not a late surprise.
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			stopHTTP()
+			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		go func() { httpDone <- serveHTTP(httpCtx, ln, readiness(src, client), log.Named("http")) }()
+	} else {
+		httpDone <- nil
+	}
 	err = p.Run(ctx)
+	stopHTTP()
+	if herr := <-httpDone; herr != nil && err == nil {
+		err = herr
+	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
