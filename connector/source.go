@@ -22,7 +22,10 @@ var errMySQLNotBuilt = errors.New("the MySQL/MariaDB source is not part of this 
 func openSource(ctx context.Context, cfg *Config, log hclog.Logger) (Source, mapping.Querier, error) {
 	switch {
 	case cfg.Source.Postgres != nil:
-		src, err := postgres.New(*cfg.Source.Postgres, cfg.Set.Tables(), log.Named("postgres"))
+		// Required columns turn a dropped mapped column into a clear error
+		// instead of events silently missing a value.
+		src, err := postgres.New(*cfg.Source.Postgres, cfg.Set.Tables(), log.Named("postgres"),
+			postgres.WithRequiredColumns(cfg.Set.Columns()))
 		if err != nil {
 			return nil, nil, fmt.Errorf("postgres source: %w", err)
 		}
