@@ -4,7 +4,7 @@ PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN       := bin/leadtail
 
-.PHONY: build test test-short lint fmt demo clean
+.PHONY: build test test-short lint fmt demo bench clean
 
 build:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/leadtail
@@ -33,3 +33,7 @@ clean:
 # scripted stage changes, and the events that reached "Meta".
 demo:
 	bash testdata/demo/demo.sh
+
+# Whole-pipeline figures against throwaway servers (minutes; not part of test).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/leadtail

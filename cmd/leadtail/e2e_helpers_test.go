@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 // leadtailBinary builds cmd/leadtail once per test process.
-func leadtailBinary(t *testing.T) string {
+func leadtailBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "leadtail-e2e-bin-")
@@ -105,7 +105,7 @@ func (a *allLogs) String() string {
 	return s.String()
 }
 
-func startDaemon(t *testing.T, logs *allLogs, args ...string) *daemon {
+func startDaemon(t testing.TB, logs *allLogs, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{out: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(leadtailBinary(t), args...)
@@ -130,21 +130,21 @@ func startDaemon(t *testing.T, logs *allLogs, args ...string) *daemon {
 	return d
 }
 
-func (d *daemon) kill(t *testing.T) {
+func (d *daemon) kill(t testing.TB) {
 	t.Helper()
 	_ = d.cmd.Process.Signal(syscall.SIGKILL)
 	d.wait(t, 10*time.Second)
 }
 
 // stop sends SIGTERM and returns the exit code.
-func (d *daemon) stop(t *testing.T, within time.Duration) int {
+func (d *daemon) stop(t testing.TB, within time.Duration) int {
 	t.Helper()
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	d.wait(t, within)
 	return d.exitCode()
 }
 
-func (d *daemon) wait(t *testing.T, within time.Duration) {
+func (d *daemon) wait(t testing.TB, within time.Duration) {
 	t.Helper()
 	select {
 	case <-d.done:
@@ -177,7 +177,7 @@ func (d *daemon) exited() bool {
 
 // eventually polls cond (an external system's state) until it holds or
 // the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -223,7 +223,7 @@ func slotLag(ctx context.Context, dsn, slot string) (int64, error) {
 	return lag, err
 }
 
-func waitStreaming(t *testing.T, d *daemon, dsn, slot string) {
+func waitStreaming(t testing.TB, d *daemon, dsn, slot string) {
 	t.Helper()
 	eventually(t, 60*time.Second, "the slot to become active", func() (bool, string) {
 		if d.exited() {
