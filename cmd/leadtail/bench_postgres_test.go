@@ -127,6 +127,12 @@ func BenchmarkPostgresLargeTransaction(b *testing.B) {
 				cancel()
 				elapsed := time.Since(start)
 				d.stop(b, time.Minute)
+				if p := os.Getenv("LEADTAIL_BENCH_LOGS"); p != "" {
+					// For profiling runs (e.g. with GODEBUG=gctrace=1): keep the daemon's output.
+					if err := os.WriteFile(p, []byte(logs.String()), 0o644); err != nil {
+						b.Fatal(err)
+					}
+				}
 				b.ReportMetric(float64(maxRSS(d))/1024, "peak-RSS-MiB")
 				b.ReportMetric(float64(n)/elapsed.Seconds(), "changes/s")
 			}
