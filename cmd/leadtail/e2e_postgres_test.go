@@ -81,6 +81,25 @@ mappings:
 	return path, stateDir
 }
 
+// e2eSetup starts a throwaway PostgreSQL with the e2e schema and the fake
+// Graph API, and writes the config; leadtail's output is logged on failure.
+func e2eSetup(t *testing.T) (pg *pgtest.Server, dsn string, meta *metatest.Server, cfgPath, stateDir string, logs *allLogs) {
+	t.Helper()
+	pg = pgtest.Start(t)
+	pg.CreateDB(t, "crm")
+	pg.Exec(t, "crm", e2eSchema)
+	dsn = pg.DSN("crm")
+	meta = metatest.Start(t, metatest.Options{})
+	cfgPath, stateDir = e2eConfig(t, dsn, meta.URL(), "")
+	logs = &allLogs{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("leadtail output:\n%s", logs)
+		}
+	})
+	return pg, dsn, meta, cfgPath, stateDir, logs
+}
+
 func leadID(id int) string { return fmt.Sprintf("%d", 1_000_000_000_000_000+id) }
 
 // TestRunPostgresEndToEnd drives the built binary through the main cases:
@@ -90,18 +109,7 @@ func TestRunPostgresEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts PostgreSQL (run without -short)")
 	}
-	pg := pgtest.Start(t)
-	pg.CreateDB(t, "crm")
-	pg.Exec(t, "crm", e2eSchema)
-	dsn := pg.DSN("crm")
-	meta := metatest.Start(t, metatest.Options{})
-	cfgPath, stateDir := e2eConfig(t, dsn, meta.URL(), "")
-	logs := &allLogs{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("leadtail output:\n%s", logs)
-		}
-	})
+	pg, dsn, meta, cfgPath, stateDir, logs := e2eSetup(t)
 
 	d := startDaemon(t, logs, "run", "-c", cfgPath)
 	waitStreaming(t, d, dsn, "leadtail_e2e")
@@ -220,18 +228,7 @@ func TestRunPostgresSIGKILL(t *testing.T) {
 		t.Skip("end-to-end: starts PostgreSQL (run without -short)")
 	}
 	const changes, kills = 1000, 10
-	pg := pgtest.Start(t)
-	pg.CreateDB(t, "crm")
-	pg.Exec(t, "crm", e2eSchema)
-	dsn := pg.DSN("crm")
-	meta := metatest.Start(t, metatest.Options{})
-	cfgPath, _ := e2eConfig(t, dsn, meta.URL(), "")
-	logs := &allLogs{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("leadtail output:\n%s", logs)
-		}
-	})
+	pg, dsn, meta, cfgPath, _, logs := e2eSetup(t)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	stages := []string{"new", "contacted", "qualified", "won", "junk"}
@@ -309,18 +306,7 @@ func TestRunPostgresIdleSlotAdvances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts PostgreSQL (run without -short)")
 	}
-	pg := pgtest.Start(t)
-	pg.CreateDB(t, "crm")
-	pg.Exec(t, "crm", e2eSchema)
-	dsn := pg.DSN("crm")
-	meta := metatest.Start(t, metatest.Options{})
-	cfgPath, _ := e2eConfig(t, dsn, meta.URL(), "")
-	logs := &allLogs{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("leadtail output:\n%s", logs)
-		}
-	})
+	pg, dsn, meta, cfgPath, _, logs := e2eSetup(t)
 	d := startDaemon(t, logs, "run", "-c", cfgPath)
 	waitStreaming(t, d, dsn, "leadtail_e2e")
 	// ~20 MB of WAL on an unmapped table.
