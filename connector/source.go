@@ -9,14 +9,16 @@ import (
 
 	"github.com/leadtail/leadtail/mapping"
 	"github.com/leadtail/leadtail/sources"
+	"github.com/leadtail/leadtail/sources/mysql"
 	"github.com/leadtail/leadtail/sources/postgres"
 )
 
-var _ Source = (*postgres.Source)(nil)
-var _ mapping.Querier = (*postgres.Source)(nil)
-
-// errMySQLNotBuilt is returned while the MySQL source does not exist yet.
-var errMySQLNotBuilt = errors.New("the MySQL/MariaDB source is not part of this build yet; use source.postgres")
+var (
+	_ Source          = (*postgres.Source)(nil)
+	_ mapping.Querier = (*postgres.Source)(nil)
+	_ Source          = (*mysql.Source)(nil)
+	_ mapping.Querier = (*mysql.Source)(nil)
+)
 
 // openSource builds the configured source; it also answers lookups.
 func openSource(ctx context.Context, cfg *Config, log hclog.Logger) (Source, mapping.Querier, error) {
@@ -31,7 +33,11 @@ func openSource(ctx context.Context, cfg *Config, log hclog.Logger) (Source, map
 		}
 		return src, src, nil
 	case cfg.Source.MySQL != nil:
-		return nil, nil, errMySQLNotBuilt
+		src, err := mysql.New(*cfg.Source.MySQL, cfg.Set.Tables(), log.Named("mysql"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("mysql source: %w", err)
+		}
+		return src, src, nil
 	}
 	return nil, nil, errors.New("no source configured")
 }
@@ -42,7 +48,7 @@ func checkSource(ctx context.Context, cfg *Config, log hclog.Logger) ([]sources.
 	case cfg.Source.Postgres != nil:
 		return postgres.Check(ctx, *cfg.Source.Postgres, cfg.Set.Columns())
 	case cfg.Source.MySQL != nil:
-		return nil, errMySQLNotBuilt
+		return mysql.Check(ctx, *cfg.Source.MySQL, cfg.Set.Columns())
 	}
 	return nil, errors.New("no source configured")
 }
@@ -55,7 +61,7 @@ func sourceLag(ctx context.Context, cfg *Config, pos sources.Position) (string, 
 	case cfg.Source.Postgres != nil:
 		return postgres.Lag(ctx, *cfg.Source.Postgres)
 	case cfg.Source.MySQL != nil:
-		return "", errMySQLNotBuilt
+		return mysql.Lag(ctx, *cfg.Source.MySQL, pos)
 	}
 	return "", errors.New("no source configured")
 }
