@@ -76,6 +76,8 @@ type Received struct {
 	TestEventCode string
 	// RequestID is RequestLog.ID of the request that carried the event.
 	RequestID int
+	// At is when the fake accepted the event (latency measurements).
+	At time.Time
 }
 
 // RequestLog describes one request, answered or not.
@@ -318,6 +320,10 @@ func (s *Server) finish(id int, upd func(*RequestLog), acc []Received, viol []st
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	upd(&s.requests[id-1])
+	now := time.Now()
+	for i := range acc {
+		acc[i].At = now
+	}
 	s.accepted = append(s.accepted, acc...)
 	s.violations = append(s.violations, viol...)
 	s.notifyLocked()
