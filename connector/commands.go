@@ -24,7 +24,7 @@ const DeadLetterFile = "dead-letters.jsonl"
 
 func deadLetterPath(cfg *Config) string { return filepath.Join(cfg.StateDir, DeadLetterFile) }
 
-func newClient(cfg *Config, log hclog.Logger) (*sink.Client, error) {
+func newClient(cfg *Config, log hclog.Logger, obs sink.Observer) (*sink.Client, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
@@ -32,12 +32,30 @@ func newClient(cfg *Config, log hclog.Logger) (*sink.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter file: %w", err)
 	}
-	return sink.New(cfg.Meta, cfg.Delivery, sink.Options{Logger: log.Named("sink"), DeadLetters: dlq})
+	return sink.New(cfg.Meta, cfg.Delivery, sink.Options{Logger: log.Named("sink"), DeadLetters: dlq, Observer: obs})
+}
+
+// RunOption adjusts Run.
+type RunOption func(*runOptions)
+
+type runOptions struct {
+	build BuildInfo
+}
+
+// WithBuildInfo names the binary in the startup log line and in
+// leadtail_build_info.
+func WithBuildInfo(version, commit string) RunOption {
+	return func(o *runOptions) { o.build = BuildInfo{Version: version, Commit: commit} }
 }
 
 // Run streams changes until ctx is cancelled, then drains (see the package doc).
-func Run(ctx context.Context, cfg *Config, log hclog.Logger) error {
-	client, err := newClient(cfg, log)
+func Run(ctx context.Context, cfg *Config, log hclog.Logger, opts ...RunOption) error {
+	var ro runOptions
+	for _, o := range opts {
+		o(&ro)
+	}
+	metrics := NewMetrics(ro.build, log.Named("metrics"))
+	client, err := newClient(cfg, log, metrics.SinkObserver())
 	if err != nil {
 		return err
 	}
@@ -46,6 +64,9 @@ func Run(ctx context.Context, cfg *Config, log hclog.Logger) error {
 		return err
 	}
 	defer src.Close()
+	metrics.WatchSink(client.State)
+	metrics.WatchSource(src)
+	metrics.WatchDeadLetters(deadLetterPath(cfg))
 	p := &Pipeline{
 		Source:   src,
 		Sink:     client,
@@ -54,9 +75,11 @@ func Run(ctx context.Context, cfg *Config, log hclog.Logger) error {
 		Querier:  q,
 		Delivery: cfg.Delivery,
 		Logger:   log.Named("pipeline"),
+		Metrics:  metrics,
 	}
-	log.Info("leadtail starting", "source", cfg.Source.Kind(), "mappings", len(cfg.Set.Mappers()),
-		"dataset_id", cfg.Meta.DatasetID, "dry_run", cfg.Meta.DryRun)
+	log.Info("leadtail starting", "version", orUnknown(ro.build.Version), "commit", orUnknown(ro.build.Commit),
+		"source", cfg.Source.Kind(), "mappings", len(cfg.Set.Mappers()),
+		"dataset_id", cfg.Meta.DatasetID, "dry_run", cfg.Meta.DryRun, "http_listen", cfg.HTTP.Listen)
 	httpCtx, stopHTTP := context.WithCancel(ctx)
 	httpDone := make(chan error, 1)
 	if cfg.HTTP.Listen != "" {
@@ -66,7 +89,9 @@ func Run(ctx context.Context, cfg *Config, log hclog.Logger) error {
 			stopHTTP()
 			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}
-		go func() { httpDone <- serveHTTP(httpCtx, ln, readiness(src, client), log.Named("http")) }()
+		go func() {
+			httpDone <- serveHTTP(httpCtx, ln, readiness(src, client), metrics.Handler(), log.Named("http"))
+		}()
 	} else {
 		httpDone <- nil
 	}
@@ -84,7 +109,7 @@ func Run(ctx context.Context, cfg *Config, log hclog.Logger) error {
 // Replay re-sends dead letters that are still valid and removes those Meta
 // accepts. It returns how many are left in the file.
 func Replay(ctx context.Context, cfg *Config, log hclog.Logger, out io.Writer) (int, error) {
-	client, err := newClient(cfg, log)
+	client, err := newClient(cfg, log, nil)
 	if err != nil {
 		return 0, err
 	}

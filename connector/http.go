@@ -42,9 +42,13 @@ func readiness(src Source, snk haltState) func() (bool, []string) {
 	}
 }
 
-// serveHTTP serves /healthz and /readyz on ln until ctx ends.
-func serveHTTP(ctx context.Context, ln net.Listener, ready func() (bool, []string), log hclog.Logger) error {
+// serveHTTP serves /healthz, /readyz and (when metrics is not nil)
+// /metrics on ln until ctx ends.
+func serveHTTP(ctx context.Context, ln net.Listener, ready func() (bool, []string), metrics http.Handler, log hclog.Logger) error {
 	mux := http.NewServeMux()
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -58,7 +62,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, ready func() (bool, []strin
 		fmt.Fprintln(w, "ready")
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("serving health endpoints", "address", ln.Addr().String())
+	log.Info("serving http endpoints", "address", ln.Addr().String(), "metrics", metrics != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -47,7 +47,7 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveHTTP(ctx, ln, readiness(src, snk), hclog.NewNullLogger()) }()
+	go func() { done <- serveHTTP(ctx, ln, readiness(src, snk), nil, hclog.NewNullLogger()) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -29,18 +29,25 @@ type Pipeline struct {
 	Logger   hclog.Logger
 	// Stats counts what happened; may be nil.
 	Stats *Stats
+	// Metrics, when set, is fed the pipeline's counters and lag.
+	Metrics *Metrics
+
+	// seq numbers the changes received (the emitter's only).
+	seq uint64
 }
 
 // item is what one change contributes to a batch.
 type item struct {
 	events []sink.Event
 	pos    sources.Position
+	seq    uint64 // of the last change folded in
 }
 
 type batch struct {
 	seq    int
 	events []sink.Event
 	pos    sources.Position
+	last   uint64 // item.seq of the last item folded in
 	res    sink.Result
 	err    error
 }
@@ -116,7 +123,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // Blocking on the channel is the backpressure the source expects.
 func (p *Pipeline) emitter(items chan<- item) func(context.Context, sources.Change) error {
 	return func(ctx context.Context, ch sources.Change) error {
-		it := item{pos: ch.Pos}
+		p.seq++
+		it := item{pos: ch.Pos, seq: p.seq}
+		p.Metrics.seen(it.seq, ch.CommitTime)
 		if ch.Op != sources.OpNone {
 			outs, err := p.mapWithRetry(ctx, ch)
 			if err != nil {
@@ -125,14 +134,17 @@ func (p *Pipeline) emitter(items chan<- item) func(context.Context, sources.Chan
 			for _, o := range outs {
 				if o.Event == nil {
 					p.Stats.skip(o.Mapping, o.Skip)
+					p.Metrics.skip(o.Mapping, o.Skip)
 					continue
 				}
 				for _, d := range o.Dropped {
 					p.Stats.drop(o.Mapping, d.Key, d.Reason)
+					p.Metrics.drop(o.Mapping, d.Key, d.Reason)
 				}
 				it.events = append(it.events, *o.Event)
 			}
 			p.Stats.change()
+			p.Metrics.change()
 		}
 		if len(it.events) == 0 && it.pos == "" {
 			return nil
@@ -219,6 +231,7 @@ func (p *Pipeline) loop(ctx context.Context, items <-chan item, log hclog.Logger
 			delete(completed, commitSeq)
 			commitSeq++
 			p.Stats.delivered(b.res)
+			p.Metrics.delivered(b.last)
 			if b.pos != "" {
 				pos = b.pos
 			}
@@ -228,6 +241,7 @@ func (p *Pipeline) loop(ctx context.Context, items <-chan item, log hclog.Logger
 			if err := p.Store.Save(context.WithoutCancel(ctx), pos); err != nil {
 				return fmt.Errorf("save checkpoint: %w", err)
 			}
+			p.Metrics.checkpointed()
 			if err := p.Source.Ack(pos); err != nil {
 				return fmt.Errorf("ack position: %w", err)
 			}
@@ -247,6 +261,7 @@ func (p *Pipeline) loop(ctx context.Context, items <-chan item, log hclog.Logger
 				continue
 			}
 			inflight++
+			p.Metrics.batch(len(b.events))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -270,6 +285,7 @@ func (p *Pipeline) loop(ctx context.Context, items <-chan item, log hclog.Logger
 				continue
 			}
 			cur.events = append(cur.events, it.events...)
+			cur.last = it.seq
 			if it.pos != "" {
 				cur.pos = it.pos
 			}

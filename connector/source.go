@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/leadtail/leadtail/mapping"
+	"github.com/leadtail/leadtail/sink"
 	"github.com/leadtail/leadtail/sources"
 	"github.com/leadtail/leadtail/sources/mysql"
 	"github.com/leadtail/leadtail/sources/postgres"
@@ -33,7 +34,11 @@ func openSource(ctx context.Context, cfg *Config, log hclog.Logger) (Source, map
 		}
 		return src, src, nil
 	case cfg.Source.MySQL != nil:
-		src, err := mysql.New(*cfg.Source.MySQL, cfg.Set.Tables(), log.Named("mysql"))
+		// Of several instances on one configuration one streams, the others
+		// wait on a named lock; the one taking over resumes from the shared
+		// checkpoint (state_dir must be shared: see README, "Active/standby").
+		src, err := mysql.New(*cfg.Source.MySQL, cfg.Set.Tables(), log.Named("mysql"),
+			mysql.WithActiveLock(cfg.Meta.DatasetID, sink.NewFileStore(cfg.StateDir).Load))
 		if err != nil {
 			return nil, nil, fmt.Errorf("mysql source: %w", err)
 		}

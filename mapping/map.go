@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/leadtail/leadtail/sink"
 	"github.com/leadtail/leadtail/sources"
@@ -127,6 +128,10 @@ func (s *Set) Map(ctx context.Context, ch sources.Change, q Querier) ([]Outcome,
 // Map turns one change into outcomes: one per emitted event (several when
 // skipped stages are filled in) or one skip.
 func (m *Mapper) Map(ctx context.Context, ch sources.Change, q Querier) ([]Outcome, error) {
+	return m.mapChange(ctx, ch, q, m.fill)
+}
+
+func (m *Mapper) mapChange(ctx context.Context, ch sources.Change, q Querier, fill bool) ([]Outcome, error) {
 	skip := func(reason string) ([]Outcome, error) {
 		return []Outcome{{Mapping: m.name, Skip: reason}}, nil
 	}
@@ -161,7 +166,7 @@ func (m *Mapper) Map(ctx context.Context, ch sources.Change, q Querier) ([]Outco
 	var emit []int
 	switch ch.Op {
 	case sources.OpInsert:
-		if m.fill {
+		if fill {
 			emit = seq(0, idx)
 		} else {
 			emit = []int{idx}
@@ -188,7 +193,7 @@ func (m *Mapper) Map(ctx context.Context, ch sources.Change, q Querier) ([]Outco
 			emit = []int{idx}
 		case m.forward && idx <= oldIdx:
 			return skip(SkipBackward)
-		case m.fill && idx > oldIdx:
+		case fill && idx > oldIdx:
 			emit = seq(oldIdx+1, idx)
 		default:
 			emit = []int{idx}
@@ -207,11 +212,13 @@ func (m *Mapper) Map(ctx context.Context, ch sources.Change, q Querier) ([]Outco
 		return nil, err
 	}
 	evTime := ch.CommitTime
+	stageTime := ""
 	if m.eventTime != nil {
 		// A NULL or unreadable stage-time column falls back to the commit
 		// time, which is when the stage change became visible.
 		if t, err := parseTime(row[m.eventTime.column], m.eventTime); err == nil {
 			evTime = t
+			stageTime = m.stageTimeID(ch, t)
 		}
 	}
 	var leadCreated int64
@@ -239,7 +246,7 @@ func (m *Mapper) Map(ctx context.Context, ch sources.Change, q Querier) ([]Outco
 			EventName:    st.event,
 			EventTime:    evTime.Unix(),
 			ActionSource: sink.ActionSystemGenerated,
-			EventID:      m.eventID(ch, pk, st.value),
+			EventID:      m.eventID(ch, pk, st.value, stageTime),
 			UserData:     user,
 			CustomData:   custom,
 			Mapping:      m.name,
@@ -273,13 +280,44 @@ func cloneUserData(u sink.UserData) sink.UserData {
 
 // eventID is a pure function of the change: the same change replayed gives
 // the same id, distinct changes (even to the same stage) distinct ids.
-func (m *Mapper) eventID(ch sources.Change, pk, stage string) string {
+//
+// Two schemes:
+//
+//   - stageTime set (the mapping has an event_time column and the change
+//     set it): a hash of (dataset, mapping, table, primary key, stage,
+//     stage-change time at full precision). A table scan sees the same
+//     values, so backfill and the stream give one stage change the same
+//     id, and Meta drops whichever arrives second. Distinct moves to one
+//     stage differ in their time (the CRM sets the column on every stage
+//     change).
+//   - otherwise: a hash of (dataset, mapping, table, primary key, stage,
+//     commit position, ordinal in the transaction), which only the stream
+//     can reproduce.
+func (m *Mapper) eventID(ch sources.Change, pk, stage, stageTime string) string {
+	parts := []string{"leadtail/v1", m.dataset, m.name, m.table, pk, stage, ch.Commit, strconv.Itoa(ch.Ordinal)}
+	if stageTime != "" {
+		parts = []string{"leadtail/v2", m.dataset, m.name, m.table, pk, stage, stageTime}
+	}
 	h := sha256.New()
-	for _, part := range []string{"leadtail/v1", m.dataset, m.name, m.table, pk, stage, ch.Commit, strconv.Itoa(ch.Ordinal)} {
+	for _, part := range parts {
 		h.Write([]byte(part))
 		h.Write([]byte{0x1f})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// stageTimeID returns the event_time value t as event_id input, or "" when
+// it cannot identify this stage change: an update whose before image holds
+// the same value did not set the column (the CRM breaks the rule that it
+// changes on every stage change), so two moves to one stage could share
+// it; such a change keeps the commit-position scheme.
+func (m *Mapper) stageTimeID(ch sources.Change, t time.Time) string {
+	if ch.Op == sources.OpUpdate && ch.Before != nil {
+		if bt, err := parseTime(ch.Before[m.eventTime.column], m.eventTime); err == nil && bt.Equal(t) {
+			return ""
+		}
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func (m *Mapper) primaryKey(row sources.Row) string {

@@ -51,6 +51,9 @@ type Options struct {
 	// OnState is called, never concurrently, after the State changed:
 	// halted or resumed, throttled or no longer. It must not block long.
 	OnState func(State)
+	// Observer is told about requests, accepted and dead-lettered events
+	// (metrics). Default: none.
+	Observer Observer
 }
 
 // State is what readiness reports.
@@ -78,6 +81,7 @@ type Client struct {
 	now      func() time.Time
 	dl       *DeadLetterFile
 	onState  func(State)
+	obs      Observer
 	url      string
 	token    string
 	proof    string
@@ -118,6 +122,7 @@ func New(cfg Config, d DeliveryConfig, opts Options) (*Client, error) {
 		now:      opts.Now,
 		dl:       opts.DeadLetters,
 		onState:  opts.OnState,
+		obs:      opts.Observer,
 		rnd:      opts.Rand,
 		token:    cfg.AccessToken.Reveal(),
 		sem:      make(chan struct{}, d.MaxInFlight),
@@ -136,6 +141,9 @@ func New(cfg Config, d DeliveryConfig, opts Options) (*Client, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
 	}
 	c.url = strings.TrimRight(cfg.Endpoint, "/") + "/" + url.PathEscape(cfg.APIVersion) + "/" +
 		url.PathEscape(cfg.DatasetID) + "/events"
@@ -275,6 +283,7 @@ func (c *Client) deliver(ctx context.Context, in []Event, opts deliverOpts) (del
 			c.logDryRun(&st.events[i])
 		}
 		st.accept(send, 0)
+		c.observeAccepted(st, send)
 	} else {
 		err = c.sendChunks(ctx, st, send)
 	}
@@ -304,6 +313,9 @@ func (c *Client) deliver(ctx context.Context, in []Event, opts deliverOpts) (del
 		return out, fmt.Errorf("sink: %w", err)
 	}
 	out.DeadLettered = len(dls)
+	for i := range dls {
+		c.obs.DeadLettered(&st.events[st.rejected[i].idx], dls[i].Reason)
+	}
 	c.log.Warn("events dead-lettered", "batch_size", len(dls), "path", c.dl.Path())
 	return out, nil
 }
@@ -386,6 +398,7 @@ func (c *Client) sendChunk(ctx context.Context, st *delivery, idx []int) error {
 				"fbtrace_id", o.resp.FbtraceID)
 		}
 		st.accept(idx, warnings)
+		c.observeAccepted(st, idx)
 		return nil
 	case classStale:
 		now := c.now()
@@ -469,12 +482,14 @@ func (c *Client) sendRetrying(ctx context.Context, st *delivery, body []byte, n 
 			return outcome{}, err
 		}
 		c.log.Debug("sending request", "batch_size", n, "attempt", attempt)
+		began := time.Now()
 		o, aborted := c.post(ctx, body)
 		<-c.sem
 		if aborted {
 			return outcome{}, fmt.Errorf("sink: delivery stopped: %w", ctx.Err())
 		}
 		st.addRequest()
+		c.observeRequest(&o, n, time.Since(began))
 
 		switch o.class {
 		case classOK, classStale, classBadEvent:
@@ -503,6 +518,22 @@ func (c *Client) sendRetrying(ctx context.Context, st *delivery, body []byte, n 
 			}
 			c.halt(reason, &o, attempt)
 		}
+	}
+}
+
+// observeRequest reports one answered request to the Observer.
+func (c *Client) observeRequest(o *outcome, n int, d time.Duration) {
+	info := RequestInfo{Class: o.class.String(), Code: o.code(), Subcode: o.subcode(), Events: n, Duration: d}
+	if o.class == classOK {
+		info.Warnings = min(max(n-o.resp.EventsReceived, len(o.resp.Messages), 0), n)
+	}
+	c.obs.Request(info)
+}
+
+// observeAccepted reports the accepted events at idx to the Observer.
+func (c *Client) observeAccepted(st *delivery, idx []int) {
+	for _, i := range idx {
+		c.obs.Accepted(&st.events[i])
 	}
 }
 

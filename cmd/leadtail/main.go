@@ -22,6 +22,10 @@ import (
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
+// commitID may be set at build time (-ldflags "-X main.commitID=abc123")
+// where the build has no VCS information, e.g. in a container build.
+var commitID = ""
+
 const usage = `leadtail streams CRM lead-stage changes to Meta's Conversions API.
 
 Usage:
@@ -31,7 +35,10 @@ Usage:
                                            change records (JSON lines) on stdin -> events on stdout
   leadtail status  -c FILE                 checkpoint position, source lag, dead letters
   leadtail replay  -c FILE                 re-send dead-lettered events that are still valid
+  leadtail backfill -c FILE --since 72h [--mapping NAME] [--dry-run]
+                                           send the current stage of leads whose stage changed in the window
   leadtail config  -c FILE                 print the effective config, secrets redacted
+  leadtail init    --dsn DSN [--out FILE]  inspect a CRM database (read-only), write a starter config
   leadtail version                         version and commit
 
 -c may also be given as --config.
@@ -49,11 +56,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "leadtail %s (commit %s)\n", version, commit())
 		return 0
 	}
+	if cmd == "init" {
+		return runInit(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfgPath, only, nowFlag string
 	fs.StringVar(&cfgPath, "c", "", "config file")
 	fs.StringVar(&cfgPath, "config", "", "config file")
+	var bf backfillFlags
+	if cmd == "backfill" {
+		bf.register(fs, &only)
+	}
 	if cmd == "preview" {
 		fs.StringVar(&only, "mapping", "", "only this mapping")
 		fs.StringVar(&nowFlag, "now", "", "evaluate the 7-day window at this time (RFC 3339) instead of now")
@@ -62,7 +76,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch cmd {
-	case "run", "check", "preview", "status", "replay", "config":
+	case "run", "check", "preview", "status", "replay", "config", "backfill":
 	default:
 		fmt.Fprintf(stderr, "leadtail: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -123,8 +137,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "backfill":
+		return bf.run(ctx, cfg, log, only, stdout, stderr)
 	case "run":
-		err := connector.Run(ctx, cfg, log)
+		err := connector.Run(ctx, cfg, log, connector.WithBuildInfo(version, commit()))
 		if err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("stopped on a fatal error", "error", err)
 			return 1
@@ -143,6 +159,9 @@ func exit(err error, stderr io.Writer, code int) int {
 }
 
 func commit() string {
+	if commitID != "" {
+		return commitID
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {

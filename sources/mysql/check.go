@@ -369,15 +369,37 @@ func Lag(ctx context.Context, cfg Config, pos sources.Position) (string, error) 
 }
 
 func lag(conn *client.Conn, p position) (string, error) {
+	l, err := lagOf(conn, p)
+	if err != nil {
+		return "", err
+	}
+	if p.kind == posFile {
+		return fmt.Sprintf("%d binlog files / %d bytes behind (current file %s)", l.files, l.bytes, l.current), nil
+	}
+	return fmt.Sprintf("%d transactions behind (%s %s)", l.transactions, l.source, l.current), nil
+}
+
+// binlogLag is how far a position is behind the server's binlog: files
+// and bytes for file positions, transactions for GTID positions; the
+// other counts are -1.
+type binlogLag struct {
+	files, transactions, bytes int64
+	// current is the server's current binlog file or GTID position,
+	// source the variable it was read from.
+	current, source string
+}
+
+func lagOf(conn *client.Conn, p position) (binlogLag, error) {
+	l := binlogLag{files: -1, transactions: -1, bytes: -1}
 	switch p.kind {
 	case posMariaGTID:
 		rows, err := queryStrings(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")
 		if err != nil {
-			return "", fmt.Errorf("mysql: gtid_binlog_pos: %w", err)
+			return l, fmt.Errorf("mysql: gtid_binlog_pos: %w", err)
 		}
 		cur, err := parseMariaPos(str(rows[0], "p"))
 		if err != nil {
-			return "", fmt.Errorf("mysql: gtid_binlog_pos: %w", err)
+			return l, fmt.Errorf("mysql: gtid_binlog_pos: %w", err)
 		}
 		var behind uint64
 		for _, g := range cur {
@@ -389,23 +411,25 @@ func lag(conn *client.Conn, p position) (string, error) {
 				behind += g.SequenceNumber - p.maria[i].SequenceNumber
 			}
 		}
-		return fmt.Sprintf("%d transactions behind (gtid_binlog_pos %s)", behind, mariaString(cur)), nil
+		l.transactions, l.current, l.source = int64(behind), mariaString(cur), "gtid_binlog_pos"
+		return l, nil
 	case posMySQLGTID:
 		rows, err := queryStrings(conn, "SELECT @@GLOBAL.gtid_executed AS p")
 		if err != nil {
-			return "", fmt.Errorf("mysql: gtid_executed: %w", err)
+			return l, fmt.Errorf("mysql: gtid_executed: %w", err)
 		}
 		cur, err := parseMySQLSet(str(rows[0], "p"))
 		if err != nil {
-			return "", fmt.Errorf("mysql: gtid_executed: %w", err)
+			return l, fmt.Errorf("mysql: gtid_executed: %w", err)
 		}
-		return fmt.Sprintf("%d transactions behind (gtid_executed %s)", mysqlMissing(cur, p.mysqlSet), cur.String()), nil
+		l.transactions, l.current, l.source = mysqlMissing(cur, p.mysqlSet), cur.String(), "gtid_executed"
+		return l, nil
 	}
 	rows, err := queryStrings(conn, "SHOW BINARY LOGS")
 	if err != nil {
-		return "", fmt.Errorf("mysql: SHOW BINARY LOGS: %w", err)
+		return l, fmt.Errorf("mysql: SHOW BINARY LOGS: %w", err)
 	}
-	files, bytes, found := 0, uint64(0), false
+	files, bytes, found := int64(0), uint64(0), false
 	last := ""
 	for _, r := range rows {
 		name := str(r, "Log_name")
@@ -423,9 +447,10 @@ func lag(conn *client.Conn, p position) (string, error) {
 		}
 	}
 	if !found {
-		return "", fmt.Errorf("mysql: checkpoint %s: %w (binlog file %s was purged)", p, ErrPositionLost, p.file)
+		return l, fmt.Errorf("mysql: checkpoint %s: %w (binlog file %s was purged)", p, ErrPositionLost, p.file)
 	}
-	return fmt.Sprintf("%d binlog files / %d bytes behind (current file %s)", files, bytes, last), nil
+	l.files, l.bytes, l.current, l.source = files, int64(bytes), last, "SHOW BINARY LOGS"
+	return l, nil
 }
 
 // mysqlMissing counts the GTIDs of cur that have lacks, by interval

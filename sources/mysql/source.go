@@ -47,6 +47,18 @@ type Source struct {
 	eventCache             int
 	// sessions counts binlog connections started (tests).
 	sessions atomic.Int64
+	// lock is the active/standby lock (WithActiveLock); nil: none.
+	lock *activeLock
+
+	// health is what Streaming reports (readiness).
+	healthMu   sync.Mutex
+	healthUp   bool
+	healthDown string
+	// lastReceived is when the last binlog event arrived (UnixNano, 0 = never).
+	lastReceived atomic.Int64
+	// lastRowCommit is the commit time of the last row change handed out
+	// (UnixNano): lookups for fresh changes may race the commit's visibility.
+	lastRowCommit atomic.Int64
 }
 
 // replicaHostPrefix starts the host name every leadtail registers with.
@@ -54,7 +66,7 @@ const replicaHostPrefix = "leadtail-"
 
 // New checks the configuration and prepares the source; it does not
 // connect. tables are the mapped tables as "database.table".
-func New(cfg Config, tables []string, logger hclog.Logger) (*Source, error) {
+func New(cfg Config, tables []string, logger hclog.Logger, opts ...Option) (*Source, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("mysql: invalid config: %w", errors.Join(errs...))
 	}
@@ -95,6 +107,9 @@ func New(cfg Config, tables []string, logger hclog.Logger) (*Source, error) {
 	if len(s.host) > 60 {
 		s.host = s.host[:60]
 	}
+	for _, opt := range opts {
+		opt(s)
+	}
 	return s, nil
 }
 
@@ -132,6 +147,38 @@ func (s *Source) Close() error {
 // and returns at most maxRows rows, decoded like streamed rows. No row is
 // not an error.
 func (s *Source) Query(ctx context.Context, query string, maxRows int, args ...any) ([]sources.Row, error) {
+	rows, err := s.query(ctx, query, maxRows, args...)
+	if err != nil || len(rows) > 0 {
+		return rows, err
+	}
+	// The binlog dump sends a transaction once it is in the binlog, which
+	// is a moment before InnoDB makes it visible to other sessions (two-phase
+	// commit). A lookup for a change that committed just now may therefore
+	// miss rows written by the same transaction: ask again shortly, but only
+	// for fresh changes, so a backlog with genuinely empty lookups stays fast.
+	if since := time.Since(time.Unix(0, s.lastRowCommit.Load())); since > freshCommit {
+		return rows, nil
+	}
+	for _, wait := range []time.Duration{20 * time.Millisecond, 100 * time.Millisecond} {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		if rows, err = s.query(ctx, query, maxRows, args...); err != nil || len(rows) > 0 {
+			return rows, err
+		}
+	}
+	return rows, nil
+}
+
+// freshCommit is how recent a change must be for an empty lookup to be
+// asked again (binlog timestamps have one-second resolution).
+const freshCommit = 2 * time.Second
+
+func (s *Source) query(ctx context.Context, query string, maxRows int, args ...any) ([]sources.Row, error) {
 	if maxRows < 1 {
 		return nil, fmt.Errorf("mysql: lookup: maxRows must be at least 1, got %d", maxRows)
 	}

@@ -33,6 +33,7 @@ func TestFilePositions(t *testing.T) {
 	t.Run("UnmappedCoalesced", func(t *testing.T) { t.Parallel(); testUnmappedCoalesced(t, newEnv(t, srv, posFile)) })
 	t.Run("EmitErrorEndsStream", func(t *testing.T) { t.Parallel(); testEmitError(t, newEnv(t, srv, posFile)) })
 	t.Run("Lag", func(t *testing.T) { t.Parallel(); testLag(t, newEnv(t, srv, posFile)) })
+	t.Run("StreamingAndStats", func(t *testing.T) { t.Parallel(); testStreamingAndStats(t, newEnv(t, srv, posFile)) })
 	t.Run("CheckReady", func(t *testing.T) { t.Parallel(); testCheckReady(t, newEnv(t, srv, posFile)) })
 	t.Run("CheckTablesAndPrivileges", func(t *testing.T) { t.Parallel(); testCheckTables(t, newEnv(t, srv, posFile)) })
 	t.Run("ServerIDCollision", func(t *testing.T) { t.Parallel(); testServerIDCollision(t, newEnv(t, srv, posFile)) })
@@ -51,6 +52,7 @@ func TestGTIDStrict(t *testing.T) {
 	t.Run("DDLMidStream", func(t *testing.T) { t.Parallel(); testDDLMidStream(t, newEnv(t, srv, posMariaGTID)) })
 	t.Run("TypesRoundTrip", func(t *testing.T) { t.Parallel(); testTypes(t, newEnv(t, srv, posMariaGTID)) })
 	t.Run("Lag", func(t *testing.T) { t.Parallel(); testLag(t, newEnv(t, srv, posMariaGTID)) })
+	t.Run("StreamingAndStats", func(t *testing.T) { t.Parallel(); testStreamingAndStats(t, newEnv(t, srv, posMariaGTID)) })
 }
 
 // start runs Stream from from in the background (sourcetest's runner).

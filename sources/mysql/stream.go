@@ -103,6 +103,13 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 		}
 	}
 	st := &streamState{schemas: map[string][]schemaCol{}}
+	if s.lock != nil {
+		// Standby until the lock is ours; see active.go.
+		defer s.releaseLock()
+		if err := s.becomeActive(ctx, &start); err != nil {
+			return err
+		}
+	}
 	bo := backoff{min: s.backoffMin, max: s.backoffMax}
 	for attempt := 1; ; attempt++ {
 		err := s.setup(ctx, st, &start)
@@ -139,10 +146,23 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 
 	bo.reset()
 	for attempt := 1; ; attempt++ {
+		if s.checkLock(); s.lockLost() {
+			if err := s.regainActive(ctx); err != nil {
+				return err
+			}
+		}
 		began := time.Now()
-		progressed, err := s.session(ctx, st, emit)
+		sctx, stopSession := s.sessionContext(ctx)
+		progressed, err := s.session(sctx, st, emit)
+		stopSession()
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if s.lockLost() {
+			// The session was cancelled for it (emit's error included).
+			bo.reset()
+			attempt = 0
+			continue
 		}
 		var ee *emitError
 		if errors.As(err, &ee) {
@@ -234,6 +254,9 @@ func (s *Source) preflight(ctx context.Context, from position) error {
 		}
 		for _, h := range hosts {
 			if h.serverID == s.cfg.ServerID && h.host != s.host {
+				if s.predecessor(h.host) {
+					continue
+				}
 				return fatalf("mysql: %w: server_id %d is registered by replica %q; give this source a server_id "+
 					"no other replica uses (see SHOW SLAVE HOSTS)", ErrServerIDInUse, s.cfg.ServerID, h.host)
 			}
@@ -327,11 +350,20 @@ func (s *Source) session(ctx context.Context, st *streamState, emit func(context
 	}
 	s.sessions.Add(1)
 	s.log.Info("binlog stream started", "position", from.String())
+	defer func() { s.setStreaming(false, streamDownReason(err)) }()
 
 	sess := newSession(s, st, from, emit)
 	st.pending = position{}
 	for {
 		ev, err := sess.next(ctx, streamer)
+		if err == nil {
+			// The server starts every dump with a Rotate and a format
+			// description: the first event proves the stream is up.
+			s.lastReceived.Store(time.Now().UnixNano())
+			if !progressed {
+				s.setStreaming(true, "")
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return progressed, ctx.Err()
@@ -823,6 +855,7 @@ func (sess *session) rows(ctx context.Context, h *replication.EventHeader, start
 			continue
 		}
 		c := sources.Change{Table: def.name, Op: op, CommitTime: t.time, Commit: t.commit, Ordinal: ord}
+		sess.s.lastRowCommit.Store(t.time.UnixNano())
 		var err error
 		switch op {
 		case sources.OpInsert:

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/leadtail/leadtail/sources"
 )
 
 // Lag describes how far the slot's confirmed position is behind the
@@ -51,4 +54,32 @@ func Lag(ctx context.Context, cfg Config) (string, error) {
 	}
 	return fmt.Sprintf("slot %s confirmed at %s, %d bytes behind the current WAL; retains %d bytes of WAL (wal_status %s; %s)",
 		cfg.Slot, str(confirmed), deref(behind), deref(retained), str(status), consumer), nil
+}
+
+// Stats reports how far the slot is behind the server's current WAL
+// position and how much WAL it retains (metrics), over the lookup pool.
+// On error the server-side counts are -1; LastReceived is always set.
+func (s *Source) Stats(ctx context.Context) (sources.Stats, error) {
+	st := sources.UnknownStats()
+	if ns := s.lastReceived.Load(); ns != 0 {
+		st.LastReceived = time.Unix(0, ns)
+	}
+	var behind, retained *int64
+	err := s.pool.QueryRow(ctx, `
+		SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
+		       pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
+		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&behind, &retained)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, fmt.Errorf("postgres: slot %q does not exist", s.cfg.Slot)
+	}
+	if err != nil {
+		return st, fmt.Errorf("postgres: read slot %q: %w", s.cfg.Slot, err)
+	}
+	if behind != nil {
+		st.LagBytes = max(*behind, 0)
+	}
+	if retained != nil {
+		st.RetainedBytes = max(*retained, 0)
+	}
+	return st, nil
 }

@@ -86,6 +86,8 @@ type Source struct {
 	healthMu   sync.Mutex
 	healthUp   bool
 	healthDown string
+	// lastReceived is when the reader last got a message (UnixNano, 0 = never).
+	lastReceived atomic.Int64
 }
 
 // New checks the configuration and prepares the connection pool; it does
@@ -135,6 +137,9 @@ func New(cfg Config, tables []string, logger hclog.Logger, opts ...Option) (*Sou
 	poolConf.MaxConns = 4
 	// Idle lookup connections would hold a smart shutdown of the server.
 	poolConf.MaxConnIdleTime = time.Minute
+	// An idle connection is pinged before reuse; one that went half-open
+	// would otherwise hold the acquiring query (and a reconnect) forever.
+	poolConf.PingTimeout = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(context.Background(), poolConf)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: pool: %w", err)

@@ -25,6 +25,7 @@ func TestSource(t *testing.T) {
 		name string
 		fn   func(*testing.T, *testEnv)
 	}{
+		{"StreamingAndStats", testStreamingAndStats}, // first: it gives its slot back
 		{"SetupOrder", testSetupOrder},
 		{"PublicationFollowsMapping", testPublicationFollowsMapping},
 		{"SlotMissingWithCheckpoint", testSlotMissingWithCheckpoint},

@@ -85,6 +85,10 @@ type streamState struct {
 	pending atomic.Uint64 // highest position handed to the emitter
 	inTxn   atomic.Bool   // between BEGIN and COMMIT on the wire
 
+	// Stream goroutine only: when this instance became a standby (another
+	// consumer held the slot); zero while active.
+	standbySince time.Time
+
 	// Reader only.
 	received  pglogrepl.LSN // highest WAL position received
 	serverEnd pglogrepl.LSN // server WAL end from the last keepalive
@@ -176,6 +180,15 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if isSlotInUse(err) {
+			// Another consumer streams from the slot: standby, not failure.
+			if err := s.standby(ctx, st, err); err != nil {
+				return err
+			}
+			bo.reset()
+			attempt = 0
+			continue
+		}
 		var ee *emitError
 		if errors.As(err, &ee) {
 			return ee.err
@@ -221,6 +234,9 @@ func (s *Source) session(ctx context.Context, st *streamState, emit func(context
 		s.log.Warn("slot ahead of acked position, starting at slot", "position", acked.String(), "slot_position", slot.confirmed.String())
 	}
 	start := max(acked, slot.confirmed)
+	// Everything up to the slot's position is delivered, by us or by the
+	// instance we take over from: it is the floor of our flush position.
+	_ = s.Ack(position(start))
 	args := []string{
 		// Version 1 without streaming: whole transactions, in commit
 		// order (pglogrepl speaks 1 and 2 only; 2 adds only streaming).
@@ -230,12 +246,16 @@ func (s *Source) session(ctx context.Context, st *streamState, emit func(context
 	}
 	if err := pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, start,
 		pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args}); err != nil {
+		if slotInUse(err) {
+			return false, &slotInUseError{err}
+		}
 		return false, classify(fmt.Errorf("postgres: start replication on slot %s: %w", s.cfg.Slot, err))
 	}
 	s.sessions.Add(1)
 	s.setStreaming(true, "")
 	defer func() { s.setStreaming(false, streamDownReason(err)) }()
 	s.log.Info("replication started", "slot", s.cfg.Slot, "position", start.String())
+	s.leaveStandby(st)
 	st.received = max(st.received, start)
 	// A new connection gets fresh Relation messages; a transaction cut off
 	// by the old one is not open any more.
@@ -266,7 +286,7 @@ type item struct {
 
 // read is the reader goroutine; see the design notes at the top.
 func (s *Source) read(ctx context.Context, conn *pgconn.PgConn, st *streamState, items chan<- item) error {
-	r := &reader{s: s, conn: conn, st: st, items: items}
+	r := &reader{s: s, conn: conn, st: st, items: items, timeout: s.senderTimeout(ctx), lastMsg: time.Now()}
 	// Report our flush position right away: a fresh connection otherwise
 	// shows nothing until the first interval passes.
 	if err := r.status(false); err != nil {
@@ -281,6 +301,9 @@ func (s *Source) read(ctx context.Context, conn *pgconn.PgConn, st *streamState,
 		if err := r.pushIdle(ctx); err != nil {
 			return err
 		}
+		if err := r.checkAlive(); err != nil {
+			return err
+		}
 		rctx, cancel := context.WithDeadline(ctx, r.nextStatus)
 		msg, err := conn.ReceiveMessage(rctx)
 		cancel()
@@ -293,6 +316,8 @@ func (s *Source) read(ctx context.Context, conn *pgconn.PgConn, st *streamState,
 			}
 			return fmt.Errorf("postgres: receive: %w", err)
 		}
+		r.s.lastReceived.Store(time.Now().UnixNano())
+		r.heard()
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
 			if err := r.copyData(ctx, m.Data); err != nil {
@@ -321,6 +346,11 @@ type reader struct {
 	nextStatus time.Time
 	blocked    bool
 	lastProbe  time.Time
+	// Liveness (liveness.go): the server's wal_sender_timeout, when the
+	// last message arrived, whether a reply was asked for since.
+	timeout time.Duration
+	lastMsg time.Time
+	pinged  bool
 }
 
 // probeEvery rate-limits probe.
@@ -433,7 +463,10 @@ func (r *reader) push(ctx context.Context, it item) error {
 		r.blocked = true
 		r.s.log.Debug("emit blocked, pausing reads")
 	}
-	defer func() { r.blocked = false }()
+	defer func() {
+		r.blocked = false
+		r.heard() // time spent not reading is not the server's silence
+	}()
 	for {
 		timer := time.NewTimer(time.Until(r.nextStatus))
 		select {
