@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -140,6 +141,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "backfill":
 		return bf.run(ctx, cfg, log, only, stdout, stderr)
 	case "run":
+		if path := os.Getenv("LEADTAIL_CPUPROFILE"); path != "" {
+			// Profiling aid for `make bench` runs; off unless the variable is set.
+			stopProfile, err := startCPUProfile(path)
+			if err != nil {
+				fmt.Fprintf(stderr, "leadtail: LEADTAIL_CPUPROFILE: %v\n", err)
+				return 1
+			}
+			defer stopProfile()
+		}
 		err := connector.Run(ctx, cfg, log, connector.WithBuildInfo(version, commit()))
 		if err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("stopped on a fatal error", "error", err)
@@ -170,4 +180,20 @@ func commit() string {
 		}
 	}
 	return "unknown"
+}
+
+// startCPUProfile writes a CPU profile to path until the returned func runs.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
