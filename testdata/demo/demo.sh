@@ -73,6 +73,8 @@ metaport=$(free_port)
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$metaport/_metatest/requests" >/dev/null && break; sleep 0.1; done
 
+httpport=$(free_port)
+export DEMO_HTTP_LISTEN="127.0.0.1:$httpport"
 export DEMO_STATE_DIR="$work/state" DEMO_PG_DSN="$dsn" META_ENDPOINT="http://127.0.0.1:$metaport" META_ACCESS_TOKEN=test-token
 
 step "leadtail check"
@@ -121,6 +123,10 @@ for line in sys.stdin:
         e["event_name"], e["custom_data"]["crm_id"], u.get("lead_id", "-"),
         ", ".join(k for k in u if k != "lead_id"), e["event_id"][:12]))
 ' || curl -fs "http://127.0.0.1:$metaport/_metatest/accepted"
+
+step "what an operator sees: /readyz and an excerpt of /metrics"
+echo "  /readyz: $(curl -s "http://127.0.0.1:$httpport/readyz")"
+curl -fs "http://127.0.0.1:$httpport/metrics" | grep -E '^leadtail_(events_sent_total|changes_skipped_total|changes_total|meta_requests_total|replication_lag_bytes|source_up|dead_letters|commit_to_accepted_seconds_count)' | sed 's/^/  /' || true
 
 step "graceful stop, then leadtail status"
 kill -TERM "$lt"; wait "$lt" || true
