@@ -12,23 +12,9 @@ import (
 
 // Streaming reports whether a binlog connection is up and delivering
 // events, and why not (for /readyz). Before the first connection it says so.
-func (s *Source) Streaming() (bool, string) {
-	s.healthMu.Lock()
-	defer s.healthMu.Unlock()
-	if s.healthUp {
-		return true, ""
-	}
-	if s.healthDown == "" {
-		return false, "binlog streaming not started yet"
-	}
-	return false, s.healthDown
-}
+func (s *Source) Streaming() (bool, string) { return s.health.Get("binlog streaming not started yet") }
 
-func (s *Source) setStreaming(up bool, reason string) {
-	s.healthMu.Lock()
-	defer s.healthMu.Unlock()
-	s.healthUp, s.healthDown = up, reason
-}
+func (s *Source) setStreaming(up bool, reason string) { s.health.Set(up, reason) }
 
 func streamDownReason(err error) string {
 	if err == nil {

@@ -51,9 +51,7 @@ type Source struct {
 	lock *activeLock
 
 	// health is what Streaming reports (readiness).
-	healthMu   sync.Mutex
-	healthUp   bool
-	healthDown string
+	health sources.Health
 	// lastReceived is when the last binlog event arrived (UnixNano, 0 = never).
 	lastReceived atomic.Int64
 	// lastRowCommit is the commit time of the last row change handed out

@@ -83,9 +83,7 @@ type Source struct {
 	closeOnce sync.Once
 
 	// health is what Streaming reports (readiness).
-	healthMu   sync.Mutex
-	healthUp   bool
-	healthDown string
+	health sources.Health
 	// lastReceived is when the reader last got a message (UnixNano, 0 = never).
 	lastReceived atomic.Int64
 }
