@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -302,4 +303,82 @@ func uniqueAccepted(srv *metatest.Server) int {
 		ids[r.Event.EventID] = true
 	}
 	return len(ids)
+}
+
+// leadWriter writes the rows of the kill workloads; each source's test
+// supplies its SQL dialect.
+type leadWriter struct {
+	insert func(id int, stage string)
+	update func(id int, stage string, i int)
+	remove func(id int)
+}
+
+// killWorkload writes `changes` random lead changes (inserts, stage and
+// non-stage updates, deletes) through w while SIGKILLing and restarting the
+// daemon `kills` times at random points, waits for every expected event,
+// stops the daemon and checks delivery: nothing lost, duplicates share
+// their event_id. restart starts a new daemon.
+func killWorkload(t *testing.T, seed uint64, changes, kills int, w leadWriter, meta *metatest.Server, d *daemon, restart func() *daemon) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	stages := []string{"new", "contacted", "qualified", "won", "junk"}
+	names := map[string]string{"new": "initial_lead", "contacted": "contacted", "qualified": "marketing_qualified_lead", "won": "converted"}
+	want := map[eventKey]int{}
+	status := map[int]string{}
+	var ids []int
+	killAt := map[int]bool{}
+	for len(killAt) < kills {
+		killAt[50+rng.IntN(changes-100)] = true
+	}
+	killed := 0
+	for i := 0; i < changes; i++ {
+		if killAt[i] {
+			// A random delay picks the kill point (some changes in flight), it synchronises nothing.
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+			d.kill(t)
+			killed++
+			d = restart()
+		}
+		switch r := rng.IntN(10); {
+		case r < 3 || len(ids) == 0:
+			id := len(ids) + 1
+			s := stages[rng.IntN(len(stages))]
+			w.insert(id, s)
+			ids = append(ids, id)
+			status[id] = s
+			if n, ok := names[s]; ok {
+				want[eventKey{fmt.Sprint(id), n}]++
+			}
+		case r < 9:
+			id := ids[rng.IntN(len(ids))]
+			if status[id] == "" {
+				continue // deleted
+			}
+			s := stages[rng.IntN(len(stages))]
+			w.update(id, s, i)
+			if s != status[id] {
+				if n, ok := names[s]; ok {
+					want[eventKey{fmt.Sprint(id), n}]++
+				}
+			}
+			status[id] = s
+		default:
+			id := ids[rng.IntN(len(ids))]
+			w.remove(id)
+			status[id] = ""
+		}
+	}
+	eventually(t, 120*time.Second, "every expected event", func() (bool, string) {
+		if d.exited() {
+			t.Fatalf("leadtail exited (code %d)", d.exitCode())
+		}
+		n := uniqueAccepted(meta)
+		return n >= total(want), fmt.Sprintf("%d of %d", n, total(want))
+	})
+	if code := d.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("final SIGTERM: exit code %d", code)
+	}
+	unique, dups := checkDelivery(t, meta, want)
+	t.Logf("%d changes, %d kills: %d events expected, %d unique delivered, %d duplicates (%.2f%%)",
+		changes, killed, total(want), unique, dups, 100*float64(dups)/float64(max(unique, 1)))
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,77 +226,19 @@ func TestRunPostgresSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts PostgreSQL (run without -short)")
 	}
-	const changes, kills = 1000, 10
 	pg, dsn, meta, cfgPath, _, logs := e2eSetup(t)
-
-	rng := rand.New(rand.NewPCG(1, 2))
-	stages := []string{"new", "contacted", "qualified", "won", "junk"}
-	names := map[string]string{"new": "initial_lead", "contacted": "contacted", "qualified": "marketing_qualified_lead", "won": "converted"}
-	want := map[eventKey]int{}
-	status := map[int]string{}
-	var ids []int
-
-	// The writer runs in this goroutine; the killer interleaves by change count.
 	d := startDaemon(t, logs, "run", "-c", cfgPath)
 	waitStreaming(t, d, dsn, "leadtail_e2e")
-	killAt := map[int]bool{}
-	for len(killAt) < kills {
-		killAt[50+rng.IntN(changes-100)] = true
-	}
-	killed := 0
-	for i := 0; i < changes; i++ {
-		if killAt[i] {
-			// Let some of the recent changes be in flight, then kill.
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond) // random kill point, not synchronisation
-			d.kill(t)
-			killed++
-			d = startDaemon(t, logs, "run", "-c", cfgPath)
-		}
-		switch r := rng.IntN(10); {
-		case r < 3 || len(ids) == 0:
-			id := len(ids) + 1
-			s := stages[rng.IntN(len(stages))]
+	w := leadWriter{
+		insert: func(id int, s string) {
 			pg.Exec(t, "crm", `INSERT INTO leads (id, status, fb_lead_id, email) VALUES ($1, $2, $3, $4)`, id, s, leadID(id), fmt.Sprintf("lead%d@example.com", id))
-			ids = append(ids, id)
-			status[id] = s
-			if n, ok := names[s]; ok {
-				want[eventKey{fmt.Sprint(id), n}]++
-			}
-		case r < 9:
-			id := ids[rng.IntN(len(ids))]
-			if status[id] == "" {
-				continue // deleted
-			}
-			s := stages[rng.IntN(len(stages))]
+		},
+		update: func(id int, s string, i int) {
 			pg.Exec(t, "crm", `UPDATE leads SET status = $1, notes = $2 WHERE id = $3`, s, fmt.Sprint(i), id)
-			if s != status[id] {
-				if n, ok := names[s]; ok {
-					want[eventKey{fmt.Sprint(id), n}]++
-				}
-			}
-			status[id] = s
-		default:
-			id := ids[rng.IntN(len(ids))]
-			pg.Exec(t, "crm", `DELETE FROM leads WHERE id = $1`, id)
-			status[id] = ""
-		}
+		},
+		remove: func(id int) { pg.Exec(t, "crm", `DELETE FROM leads WHERE id = $1`, id) },
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	eventually(t, 120*time.Second, "every expected event", func() (bool, string) {
-		if d.exited() {
-			t.Fatalf("leadtail exited (code %d)", d.exitCode())
-		}
-		n := uniqueAccepted(meta)
-		return n >= total(want), fmt.Sprintf("%d of %d", n, total(want))
-	})
-	_ = ctx
-	if code := d.stop(t, 30*time.Second); code != 0 {
-		t.Fatalf("final SIGTERM: exit code %d", code)
-	}
-	unique, dups := checkDelivery(t, meta, want)
-	t.Logf("%d changes, %d kills: %d events expected, %d unique delivered, %d duplicates (%.2f%%)",
-		changes, killed, total(want), unique, dups, 100*float64(dups)/float64(max(unique, 1)))
+	killWorkload(t, 1, 1000, 10, w, meta, d, func() *daemon { return startDaemon(t, logs, "run", "-c", cfgPath) })
 }
 
 // TestRunPostgresIdleSlotAdvances: a quiet mapped table while another
