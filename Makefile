@@ -4,7 +4,7 @@ PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN       := bin/leadtail
 
-.PHONY: build test test-short lint fmt demo bench clean
+.PHONY: build test test-short lint fmt demo bench faults clean
 
 build:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/leadtail
@@ -33,6 +33,12 @@ clean:
 # scripted stage changes, and the events that reached "Meta".
 demo:
 	bash testdata/demo/demo.sh
+
+# The fault-injection suite at full strength (about 3 minutes; `make test`
+# runs it reduced): 10,000 changes and 50 SIGKILLs per source, database and
+# Meta faults, poison rows, a broken state_dir; prints the summary table.
+faults:
+	LEADTAIL_FAULTS=full $(GO) test -race -count=1 -timeout 90m -run '^TestFaults$$' -v ./cmd/leadtail
 
 # Whole-pipeline figures against throwaway servers (minutes; not part of test).
 bench:

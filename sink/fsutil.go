@@ -70,6 +70,9 @@ func hint(err error) string {
 		return " (no write permission: check the owner and mode of state_dir)"
 	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, fs.ErrNotExist):
 		return " (state_dir is missing or not a directory)"
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, fs.ErrExist):
+		// rename(2) over a directory: something else took the file's name.
+		return " (a directory is in the way: move it out of state_dir)"
 	}
 	return ""
 }

@@ -76,6 +76,7 @@ type connPool struct {
 
 	mu     sync.Mutex
 	idle   []*client.Conn
+	since  map[*client.Conn]time.Time // when each idle connection was put back
 	closed bool
 }
 
@@ -90,8 +91,15 @@ func (p *connPool) get(ctx context.Context) (conn *client.Conn, reused bool, err
 	if n := len(p.idle); n > 0 {
 		conn = p.idle[n-1]
 		p.idle = p.idle[:n-1]
+		since := p.since[conn]
+		delete(p.since, conn)
 		p.mu.Unlock()
-		return conn, true, nil
+		if time.Since(since) < idlePingAfter || pingIdle(ctx, conn) == nil {
+			return conn, true, nil
+		}
+		conn.Close()
+		conn, err = dial(ctx, p.dsn, p.dsn.db)
+		return conn, false, err
 	}
 	p.mu.Unlock()
 	conn, err = dial(ctx, p.dsn, p.dsn.db)
@@ -106,6 +114,10 @@ func (p *connPool) put(conn *client.Conn) {
 		return
 	}
 	p.idle = append(p.idle, conn)
+	if p.since == nil {
+		p.since = map[*client.Conn]time.Time{}
+	}
+	p.since[conn] = time.Now()
 }
 
 func (p *connPool) close() {
@@ -116,6 +128,7 @@ func (p *connPool) close() {
 		quit(c)
 	}
 	p.idle = nil
+	p.since = nil
 }
 
 // do runs fn on a pooled connection. A connection that failed with
@@ -214,4 +227,20 @@ func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``")
 func splitTable(t string) (db, table string, ok bool) {
 	db, table, ok = strings.Cut(strings.TrimSpace(t), ".")
 	return db, table, ok && db != "" && table != "" && !strings.Contains(table, ".")
+}
+
+// A connection idle for idlePingAfter is pinged (within idlePingTimeout)
+// before reuse: one that went half-open meanwhile (a firewall, NAT or proxy
+// dropped it without telling either side) would otherwise hold the first
+// query on it, without a deadline, forever. Found by the fault-injection
+// suite (TestLockReleasedAfterHalfOpen).
+const (
+	idlePingAfter   = time.Second
+	idlePingTimeout = 5 * time.Second
+)
+
+func pingIdle(ctx context.Context, conn *client.Conn) error {
+	pctx, cancel := context.WithTimeout(ctx, idlePingTimeout)
+	defer cancel()
+	return withConn(pctx, conn, conn.Ping)
 }
