@@ -202,7 +202,7 @@ func (l *activeLock) ping() {
 // another instance holds it, and starts the monitor.
 func (s *Source) acquireLock(ctx context.Context) error {
 	l := s.lock
-	bo := backoff{min: s.backoffMin, max: s.backoffMax}
+	bo := sources.Backoff{Min: s.backoffMin, Max: s.backoffMax}
 	for attempt := 1; ; attempt++ {
 		conn, err := dial(ctx, s.dsn, s.dsn.db)
 		if err == nil {
@@ -231,9 +231,9 @@ func (s *Source) acquireLock(ctx context.Context) error {
 		if err = classify(err); isFatal(err) {
 			return err
 		}
-		wait := bo.next()
+		wait := bo.Next()
 		s.log.Warn("cannot take the active lock, retrying", "lock", l.name, "error", err, "attempt", attempt, "wait", wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := sources.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}

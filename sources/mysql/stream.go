@@ -47,7 +47,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"runtime"
 	"slices"
@@ -110,7 +109,7 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 			return err
 		}
 	}
-	bo := backoff{min: s.backoffMin, max: s.backoffMax}
+	bo := sources.Backoff{Min: s.backoffMin, Max: s.backoffMax}
 	for attempt := 1; ; attempt++ {
 		err := s.setup(ctx, st, &start)
 		if err == nil {
@@ -123,9 +122,9 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 			s.log.Error("stream failed", "error", err)
 			return err
 		}
-		wait := bo.next()
+		wait := bo.Next()
 		s.log.Warn("setup failed, retrying", "error", err, "attempt", attempt, "wait", wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := sources.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -144,7 +143,7 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 	}
 	s.log.Info("stream starting", "position", start.String(), "flavor", st.info.flavor, "server_id", s.cfg.ServerID)
 
-	bo.reset()
+	bo.Reset()
 	for attempt := 1; ; attempt++ {
 		if s.checkLock(); s.lockLost() {
 			if err := s.regainActive(ctx); err != nil {
@@ -160,7 +159,7 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 		}
 		if s.lockLost() {
 			// The session was cancelled for it (emit's error included).
-			bo.reset()
+			bo.Reset()
 			attempt = 0
 			continue
 		}
@@ -173,13 +172,13 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 			return err
 		}
 		if progressed || time.Since(began) > time.Minute {
-			bo.reset()
+			bo.Reset()
 			attempt = 1
 		}
-		wait := bo.next()
+		wait := bo.Next()
 		s.log.Warn("binlog connection lost, reconnecting", "error", err, "attempt", attempt, "wait", wait,
 			"position", s.ackedPos().String())
-		if err := sleep(ctx, wait); err != nil {
+		if err := sources.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -925,33 +924,4 @@ func (sess *session) end(ctx context.Context, h *replication.EventHeader, start 
 	st.partialCommit, st.partialNext = "", 0
 	sess.s.log.Trace("transaction emitted", "position", c.Pos, "changes", t.ordinal)
 	return nil
-}
-
-// backoff is capped exponential backoff with "equal jitter": half the
-// delay fixed, half random, so that many daemons do not reconnect in step.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	half := b.cur / 2
-	return half + rand.N(half+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -165,10 +165,10 @@ func TestParseLogicalTruncated(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: time.Second}
+	b := sources.Backoff{Min: 100 * time.Millisecond, Max: time.Second}
 	var last time.Duration
 	for i := 0; i < 20; i++ {
-		d := b.next()
+		d := b.Next()
 		if d < 50*time.Millisecond || d > time.Second {
 			t.Fatalf("attempt %d: %s outside [min/2, max]", i, d)
 		}
@@ -177,8 +177,8 @@ func TestBackoff(t *testing.T) {
 	if last < 500*time.Millisecond {
 		t.Errorf("backoff did not grow to the cap: %s", last)
 	}
-	b.reset()
-	if d := b.next(); d > 100*time.Millisecond {
+	b.Reset()
+	if d := b.Next(); d > 100*time.Millisecond {
 		t.Errorf("after reset: %s", d)
 	}
 }

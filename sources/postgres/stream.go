@@ -66,7 +66,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -145,7 +144,7 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 		return err
 	}
 	st := &streamState{columns: map[string][]string{}, baseTypes: map[uint32]uint32{}}
-	bo := backoff{min: s.backoffMin, max: s.backoffMax}
+	bo := sources.Backoff{Min: s.backoffMin, Max: s.backoffMax}
 
 	var slot slotState
 	for attempt := 1; ; attempt++ {
@@ -158,9 +157,9 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 		if isFatal(err) {
 			return err
 		}
-		wait := bo.next()
+		wait := bo.Next()
 		s.log.Warn("setup failed, retrying", "error", err, "attempt", attempt, "wait", wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := sources.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -173,7 +172,7 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 	_ = s.Ack(position(start))
 	s.log.Info("stream starting", "slot", s.cfg.Slot, "publication", s.cfg.Publication, "position", start.String())
 
-	bo.reset()
+	bo.Reset()
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
 		progressed, err := s.session(ctx, st, emit)
@@ -185,7 +184,7 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 			if err := s.standby(ctx, st, err); err != nil {
 				return err
 			}
-			bo.reset()
+			bo.Reset()
 			attempt = 0
 			continue
 		}
@@ -198,13 +197,13 @@ func (s *Source) Stream(ctx context.Context, from sources.Position, emit func(co
 			return err
 		}
 		if progressed || time.Since(began) > time.Minute {
-			bo.reset()
+			bo.Reset()
 			attempt = 1
 		}
-		wait := bo.next()
+		wait := bo.Next()
 		s.log.Warn("replication connection lost, reconnecting", "error", err, "attempt", attempt, "wait", wait,
 			"position", pglogrepl.LSN(s.acked.Load()).String())
-		if err := sleep(ctx, wait); err != nil {
+		if err := sources.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -570,34 +569,5 @@ func (s *Source) heartbeat(ctx context.Context, st *streamState) {
 			s.log.Info("heartbeat recovered")
 			failing = false
 		}
-	}
-}
-
-// backoff is capped exponential backoff with "equal jitter": half the
-// delay fixed, half random, so that many daemons do not reconnect in step.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	half := b.cur / 2
-	return half + rand.N(half+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
