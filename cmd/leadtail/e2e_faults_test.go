@@ -42,6 +42,7 @@ import (
 	"github.com/leadtail/leadtail/sink/metatest"
 	"github.com/leadtail/leadtail/sources/mysql/mysqltest"
 	"github.com/leadtail/leadtail/sources/postgres/pgtest"
+	"github.com/leadtail/leadtail/sources/sourcetest"
 )
 
 // faultScale is how hard the suite pushes.
@@ -188,7 +189,7 @@ type faultBackend struct {
 	kind  string
 	pg    *pgtest.Server
 	my    *mysqltest.Server
-	proxy *tcpProxy
+	proxy *sourcetest.Proxy
 	n     int // scenarios so far (server_ids, slot names)
 }
 
@@ -200,10 +201,10 @@ func startFaultBackend(t *testing.T, kind string) *faultBackend {
 		// A walsender that hears nothing for 5 s is dropped by the server:
 		// the half-open case then resolves in seconds, not a minute.
 		b.pg = pgtest.Start(t, pgtest.WithSetting("wal_sender_timeout", "5s"))
-		b.proxy = startProxy(t, fmt.Sprintf("%s:%d", b.pg.Host, b.pg.Port))
+		b.proxy = sourcetest.StartProxy(t, fmt.Sprintf("%s:%d", b.pg.Host, b.pg.Port))
 	case "mysql":
 		b.my = mysqltest.Start(t, mysqltest.WithGTIDStrict())
-		b.proxy = startProxy(t, b.my.Addr())
+		b.proxy = sourcetest.StartProxy(t, b.my.Addr())
 	}
 	return b
 }
