@@ -250,7 +250,11 @@ func (p *Pipeline) loop(ctx context.Context, items <-chan item, log hclog.Logger
 		return failed
 	}
 	for {
-		for fatal == nil && len(ready) > 0 && inflight < maxIn {
+		// The window counts uncommitted batches, not just requests in flight:
+		// while the oldest batch is held (a slow or hung answer), later ones
+		// would otherwise be delivered without bound, kept in memory, and
+		// all sent again after a crash.
+		for fatal == nil && len(ready) > 0 && ready[0].seq-commitSeq < maxIn {
 			b := ready[0]
 			ready = ready[1:]
 			if len(b.events) == 0 {

@@ -367,3 +367,53 @@ func TestLookupFailureRetries(t *testing.T) {
 		t.Fatalf("lookup failures must be retried, not skipped: %v", j.all())
 	}
 }
+
+// TestProtocolWindowBoundsUncommitted: while the oldest batch is held, at
+// most MaxInFlight batches are delivered, so a crash resends at most that.
+func TestProtocolWindowBoundsUncommitted(t *testing.T) {
+	j := newJournal()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	delivered := 0
+	const firstLead = 1234567890123000
+	snk := &fakeSink{j: j, deliver: func(ctx context.Context, ev []sink.Event) (sink.Result, error) {
+		mu.Lock()
+		delivered++
+		mu.Unlock()
+		if ev[0].UserData.LeadID == firstLead { // the oldest batch is held
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return sink.Result{}, ctx.Err()
+			}
+		}
+		return sink.Result{Accepted: len(ev)}, nil
+	}}
+	var changes []sources.Change
+	for i := 0; i < 40; i++ {
+		c := leadChange(i, "new", sources.Position(fmt.Sprintf("p%02d", i)))
+		c.After["fb_lead_id"] = fmt.Sprint(firstLead + i)
+		changes = append(changes, c)
+	}
+	src := &fakeSource{j: j, changes: changes}
+	p := newPipeline(t, src, snk, &fakeStore{j: j})
+	p.Delivery.BatchSize = 1
+	p.Delivery.MaxInFlight = 2
+	cancel, wait := runPipeline(t, p)
+	j.waitFor(t, "deliver")
+	// Give the loop every chance to overrun the window: the source has
+	// 40 changes ready and the second slot is free.
+	j.waitFor(t, "emitted p05")
+	mu.Lock()
+	n := delivered
+	mu.Unlock()
+	if n > 2 {
+		t.Fatalf("%d batches delivered while the oldest was held, want at most MaxInFlight (2)", n)
+	}
+	close(release)
+	j.waitFor(t, "ack p39")
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
