@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,34 +34,8 @@ var (
 	_ sourcetest.Harness = (*harness)(nil)
 )
 
-// testLogger writes to t.Log at the level in $LEADTAIL_TEST_LOG (default
-// warn), and drops lines once the test has finished.
-func testLogger(t testing.TB) hclog.Logger {
-	level := hclog.LevelFromString(os.Getenv("LEADTAIL_TEST_LOG"))
-	if level == hclog.NoLevel {
-		level = hclog.Warn
-	}
-	w := &tlogWriter{t: t}
-	t.Cleanup(w.close)
-	return hclog.New(&hclog.LoggerOptions{Name: "postgres", Level: level, Output: w})
-}
-
-type tlogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tlogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *tlogWriter) close() { w.mu.Lock(); w.done = true; w.mu.Unlock() }
+// testLogger logs to t.Log (see sourcetest.Logger).
+func testLogger(t testing.TB) hclog.Logger { return sourcetest.Logger(t, "postgres") }
 
 var dbSeq atomic.Int64
 
