@@ -30,7 +30,7 @@ user_data:
   em: email
 `
 
-func compileYAML(t *testing.T, src string, opts Options) *Mapper {
+func compileYAML(t testing.TB, src string, opts Options) *Mapper {
 	t.Helper()
 	var c Config
 	dec := yaml.NewDecoder(strings.NewReader(src))

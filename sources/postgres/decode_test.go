@@ -107,7 +107,7 @@ func TestDecodeTextErrorsHideValues(t *testing.T) {
 }
 
 func TestRowToast(t *testing.T) {
-	rel := &relation{table: "public.leads", cols: []relColumn{{"id", pgtype.Int4OID}, {"notes", pgtype.TextOID}, {"gone", pgtype.TextOID}}}
+	rel := &relation{table: "public.leads", cols: []relColumn{{name: "id", oid: pgtype.Int4OID}, {name: "notes", oid: pgtype.TextOID}, {name: "gone", oid: pgtype.TextOID}}}
 	tuple := &pglogrepl.TupleData{Columns: []*pglogrepl.TupleDataColumn{
 		{DataType: 't', Data: []byte("7")},
 		{DataType: 'u'},

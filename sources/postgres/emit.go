@@ -22,6 +22,9 @@ type relation struct {
 type relColumn struct {
 	name string
 	oid  uint32
+	// skip: no mapping reads the column, so it is left out of rows
+	// undecoded (a timestamp or JSON column costs more than the mapping).
+	skip bool
 }
 
 // txnState is the emitter's view of the open transaction.
@@ -145,6 +148,11 @@ func (s *Source) relation(ctx context.Context, st *streamState, m *pglogrepl.Rel
 	if !s.mapped[rel.table] {
 		return rel, nil
 	}
+	if req := s.required[rel.table]; len(req) > 0 {
+		for i := range rel.cols {
+			rel.cols[i].skip = !slices.Contains(req, rel.cols[i].name)
+		}
+	}
 	for _, c := range s.required[rel.table] {
 		if !slices.Contains(names, c) {
 			return nil, fatalf("postgres: mapped column %s.%s no longer exists (the table was altered): "+
@@ -210,6 +218,9 @@ func (r *relation) row(t *pglogrepl.TupleData, before sources.Row) (sources.Row,
 	row := make(sources.Row, len(r.cols))
 	for i, c := range t.Columns {
 		col := r.cols[i]
+		if col.skip {
+			continue
+		}
 		switch c.DataType {
 		case pglogrepl.TupleDataTypeNull:
 			row[col.name] = nil

@@ -40,7 +40,8 @@ type Option func(*Source)
 // WithRequiredColumns names, per "schema.table", the columns the mapping
 // reads. A relation message (sent after ALTER TABLE) that lacks one of
 // them stops the stream with an error naming the column, instead of
-// handing the mapping rows without it.
+// handing the mapping rows without it. Rows of these tables carry only
+// these columns: the others are not decoded.
 func WithRequiredColumns(cols map[string][]string) Option {
 	return func(s *Source) {
 		for t, cs := range cols {

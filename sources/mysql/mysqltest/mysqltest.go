@@ -203,6 +203,16 @@ func Start(t testing.TB, opts ...Option) *Server {
 }
 
 // DSN returns a go-sql-driver style DSN for database db as root.
+// Pid is the running mariadbd's process id (benchmarks read its CPU time).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.Process == nil {
+		return 0
+	}
+	return s.proc.Process.Pid
+}
+
 func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("root@tcp(%s:%d)/%s", s.Host, s.Port, db)
 }

@@ -157,6 +157,16 @@ func Start(t testing.TB, opts ...Option) *Server {
 }
 
 // DSN returns a connection URL for database db as the superuser.
+// Pid is the running postmaster's process id (benchmarks read its CPU time).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.Process == nil {
+		return 0
+	}
+	return s.proc.Process.Pid
+}
+
 func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("postgres://postgres@%s:%d/%s?sslmode=disable", s.Host, s.Port, db)
 }
