@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/leadtail/leadtail/sources"
@@ -26,7 +27,7 @@ user_data:
 func BenchmarkMapEvent(b *testing.B) {
 	m := compileYAML(b, benchMapping, Options{})
 	before := row("id", int64(42), "status", "new", "email", "Lead42@Example.com", "phone", "+1 555 0000042",
-		"fb_lead_id", "1000000000000042", "profile", map[string]any{"name": map[string]any{"first": "Jane42"}})
+		"fb_lead_id", "1000000000000042", "profile", json.RawMessage(`{"name": {"first": "Jane42"}}`))
 	after := sources.Row{}
 	for k, v := range before {
 		after[k] = v

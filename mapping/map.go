@@ -432,11 +432,11 @@ func (m *Mapper) values(ctx context.Context, f field, row sources.Row, lk *looku
 				out = append(out, v)
 				continue
 			}
-			doc, ok := decodeJSONValue(v)
+			found, ok := pathValues(v, s.path)
 			if !ok {
 				continue
 			}
-			for _, x := range walkPath(doc, s.path) {
+			for _, x := range found {
 				out = flatten(x, out)
 			}
 		case srcLookup:

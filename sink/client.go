@@ -253,6 +253,7 @@ func (c *Client) deliver(ctx context.Context, in []Event, opts deliverOpts) (del
 	st := &delivery{events: slices.Clone(in), opts: opts, accepted: make([]bool, len(in))}
 	now := c.now()
 	send := make([]int, 0, len(in))
+	var scratch []byte
 	for i := range st.events {
 		ev := &st.events[i]
 		if opts.skipPrepare {
@@ -264,7 +265,8 @@ func (c *Client) deliver(ctx context.Context, in []Event, opts deliverOpts) (del
 			st.reject(rejection{i, newDeadLetter(ev, now, reason, nil, c.redact)})
 			continue
 		}
-		if _, err := json.Marshal(ev); err != nil {
+		var err error
+		if scratch, err = appendEvent(scratch[:0], ev); err != nil {
 			// A value JSON cannot carry (NaN in custom_data): one such
 			// event would fail every request it is in. Its custom_data
 			// cannot be stored either.

@@ -235,3 +235,11 @@ func TestAckAndPositions(t *testing.T) {
 		t.Error("New with an invalid config succeeded")
 	}
 }
+
+func TestLSNText(t *testing.T) {
+	for _, l := range []pglogrepl.LSN{0, 1, 0x16B374D848, 0xFFFFFFFFFFFFFFFF, 0x100000000, 0xABCDEF} {
+		if got, want := lsnText(l), l.String(); got != want {
+			t.Errorf("lsnText(%#x) = %q, want %q", uint64(l), got, want)
+		}
+	}
+}

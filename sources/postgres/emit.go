@@ -30,6 +30,7 @@ type relColumn struct {
 // txnState is the emitter's view of the open transaction.
 type txnState struct {
 	commit     pglogrepl.LSN
+	commitText string // commit as text, once per transaction
 	commitTime time.Time
 	ordinal    int  // next ordinal among mapped rows
 	skipAll    bool // already emitted in full earlier in this Stream
@@ -73,7 +74,7 @@ func (s *Source) emitLoop(ctx context.Context, st *streamState, items <-chan ite
 			}
 			rels[m.RelationID] = rel
 		case *pglogrepl.BeginMessage:
-			txn = txnState{commit: m.FinalLSN, commitTime: m.CommitTime.UTC()}
+			txn = txnState{commit: m.FinalLSN, commitText: lsnText(m.FinalLSN), commitTime: m.CommitTime.UTC()}
 			// FinalLSN is where the commit record starts; an earlier
 			// transaction's end we already emitted lies after it.
 			txn.skipAll = m.FinalLSN < st.lastPos
@@ -97,7 +98,7 @@ func (s *Source) emitLoop(ctx context.Context, st *streamState, items <-chan ite
 			if txn.skipAll || end <= st.lastPos {
 				continue
 			}
-			c := sources.Change{Op: sources.OpNone, CommitTime: txn.commitTime, Commit: txn.commit.String(), Ordinal: txn.ordinal, Pos: position(end)}
+			c := sources.Change{Op: sources.OpNone, CommitTime: txn.commitTime, Commit: txn.commitText, Ordinal: txn.ordinal, Pos: position(end)}
 			if err := send(c); err != nil {
 				return err
 			}
@@ -183,7 +184,7 @@ func (s *Source) emitRow(st *streamState, txn *txnState, rels map[uint32]*relati
 	if txn.skipAll || ord < txn.skipBelow {
 		return nil
 	}
-	c := sources.Change{Table: rel.table, Op: op, CommitTime: txn.commitTime, Commit: txn.commit.String(), Ordinal: ord}
+	c := sources.Change{Table: rel.table, Op: op, CommitTime: txn.commitTime, Commit: txn.commitText, Ordinal: ord}
 	var err error
 	// Only a full old image ('O', REPLICA IDENTITY FULL) is a before image:
 	// a key-only one ('K') lacks the stage column, and the mapping treats a
