@@ -197,15 +197,21 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() (bo
 	}
 }
 
-// slotActive reports whether a consumer is attached to the slot.
+// slotActive reports whether a consumer streams from the slot.
 func slotActive(ctx context.Context, dsn, slot string) (bool, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return false, err
 	}
 	defer conn.Close(ctx)
+	// Active alone is not enough: the slot is also active while its
+	// creation is still running, and a daemon stopped then leaves no slot
+	// (seen in a benchmark under load). A consumer streams once its
+	// walsender is past START_REPLICATION.
 	var active bool
-	err = conn.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&active)
+	err = conn.QueryRow(ctx, `SELECT s.active AND coalesce(r.state IN ('catchup', 'streaming'), false)
+		FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+		WHERE s.slot_name = $1`, slot).Scan(&active)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
