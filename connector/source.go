@@ -38,7 +38,8 @@ func openSource(ctx context.Context, cfg *Config, log hclog.Logger) (Source, map
 		// wait on a named lock; the one taking over resumes from the shared
 		// checkpoint (state_dir must be shared: see README, "Active/standby").
 		src, err := mysql.New(*cfg.Source.MySQL, cfg.Set.Tables(), log.Named("mysql"),
-			mysql.WithActiveLock(cfg.Meta.DatasetID, sink.NewFileStore(cfg.StateDir).Load))
+			mysql.WithActiveLock(cfg.Meta.DatasetID, sink.NewFileStore(cfg.StateDir).Load),
+			mysql.WithColumns(cfg.Set.Columns()))
 		if err != nil {
 			return nil, nil, fmt.Errorf("mysql source: %w", err)
 		}

@@ -46,6 +46,18 @@ import (
 // Option adjusts a Source.
 type Option func(*Source)
 
+// WithColumns names, per "database.table", the columns the mappings read:
+// rows of these tables carry only these columns (the others are not
+// converted).
+func WithColumns(cols map[string][]string) Option {
+	return func(s *Source) {
+		s.columns = map[string][]string{}
+		for t, cs := range cols {
+			s.columns[strings.TrimSpace(t)] = append([]string(nil), cs...)
+		}
+	}
+}
+
 // WithActiveLock makes Stream hold the named lock
 // leadtail:<server_id>:<dataset> while it streams, so that of several
 // instances on one configuration only one streams and the others wait to

@@ -42,12 +42,18 @@ type column struct {
 	binary   bool // binary charset: []byte, not string
 	json     bool
 	labels   []string // ENUM / SET values in definition order
+	// skip: no mapping reads the column; rows leave it out.
+	skip bool
 }
 
 // tableDef is a mapped table as one TABLE_MAP event describes it.
 type tableDef struct {
 	name string // "database.table"
 	cols []column
+	// event (the TABLE_MAP event past its header) and schema are what the
+	// definition was built from: the same again needs no new build.
+	event  []byte
+	schema []schemaCol
 }
 
 // schemaCol is a column as information_schema describes it now.
@@ -221,6 +227,9 @@ func (t *tableDef) row(vals []any, skipped []int, loc *time.Location) (sources.R
 	row := make(sources.Row, len(vals))
 	for i, v := range vals {
 		c := &t.cols[i]
+		if c.skip {
+			continue
+		}
 		dv, err := c.decode(v, loc)
 		if err != nil {
 			return nil, fmt.Errorf("mysql: %s.%s: %w", t.name, c.name, err)
@@ -228,7 +237,7 @@ func (t *tableDef) row(vals []any, skipped []int, loc *time.Location) (sources.R
 		row[c.name] = dv
 	}
 	for _, i := range skipped {
-		if i >= 0 && i < len(t.cols) {
+		if i >= 0 && i < len(t.cols) && !t.cols[i].skip {
 			row[t.cols[i].name] = sources.Unknown{}
 		}
 	}

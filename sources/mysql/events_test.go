@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"hash/crc32"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -415,4 +416,71 @@ func dump(cs []sources.Change) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// Rows carry the mapped columns only, and a TABLE_MAP event that repeats
+// the last one for its table id reuses the table definition; a changed
+// event or a schema read again after DDL builds a new one.
+func TestColumnsAndTableMapReuse(t *testing.T) {
+	src, err := New(Config{DSN: "u:p@tcp(127.0.0.1:1)/crm", ServerID: 99, DatetimeZone: "UTC"}, []string{"crm.leads"}, testLogger(t),
+		WithColumns(map[string][]string{"crm.leads": {"id", "status"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.coalesce = 0
+	from := "gtid:mysql:" + uuidA + ":1-41"
+	st := &streamState{info: serverInfo{flavor: gomysql.MySQLFlavor}, schemas: map[string][]schemaCol{"crm.leads": leadsSchema}, lastPos: mustPos(t, from)}
+	var got []sources.Change
+	sess := newSession(src, st, mustPos(t, from), func(_ context.Context, c sources.Change) error {
+		got = append(got, c)
+		return nil
+	})
+	handle := func(evs ...*replication.BinlogEvent) {
+		t.Helper()
+		for _, ev := range evs {
+			if err := sess.handle(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sidA := sidOf(t, uuidA)
+	w := newBinlogWriter()
+	row := leadRow{id: 7, status: 1, email: "jane@example.com", amount: 5, json: jsonbString("hi")}
+	txn := func(gno int64, withNames bool) {
+		t.Helper()
+		handle(w.gtid(replication.GTID_EVENT, sidA, gno, 1), w.query("crm", "BEGIN"), w.tableMap(77, withNames),
+			w.rows(replication.WRITE_ROWS_EVENTv2, 77, row), w.xid(uint64(gno)))
+	}
+	handle(w.rotate("binlog.000007", 4), w.formatDescription())
+
+	txn(42, true)
+	first := sess.tables[77]
+	txn(43, true)
+	if sess.tables[77] != first {
+		t.Error("the same TABLE_MAP event built the table definition again")
+	}
+	txn(44, false) // no column names: a different event
+	if sess.tables[77] == first {
+		t.Error("a different TABLE_MAP event reused the old definition")
+	}
+	third := sess.tables[77]
+	st.schemas["crm.leads"] = slices.Clone(leadsSchema) // read again after DDL
+	txn(45, false)
+	if sess.tables[77] == third {
+		t.Error("a new schema reused the old definition")
+	}
+
+	var rows int
+	for _, c := range got {
+		if c.Op != sources.OpInsert {
+			continue
+		}
+		rows++
+		if want := (sources.Row{"id": int64(7), "status": "new"}); !reflect.DeepEqual(c.After, want) {
+			t.Errorf("row %v, want the mapped columns only: %v", c.After, want)
+		}
+	}
+	if rows != 4 {
+		t.Errorf("%d rows, want 4", rows)
+	}
 }

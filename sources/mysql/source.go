@@ -30,8 +30,10 @@ type Source struct {
 	dsn    *dsn
 	loc    *time.Location
 	mapped map[string]bool // "database.table"
-	log    hclog.Logger
-	pool   *connPool
+	// columns the mappings read, per table (WithColumns); none: all.
+	columns map[string][]string
+	log     hclog.Logger
+	pool    *connPool
 	// host is what this replica registers as (SHOW SLAVE HOSTS): it tells
 	// a running leadtail apart from another replica with the same id.
 	host string
