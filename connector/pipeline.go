@@ -91,11 +91,27 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		timerMu.Unlock()
 	}()
 
+	// Source → mapper → batching loop. Mapping (lookups, normalising,
+	// hashing) runs on its own goroutine so that the source decodes the
+	// next changes meanwhile: in the same goroutine the two took turns,
+	// and catching up was bounded by their sum. One mapper keeps the order.
+	changes := make(chan seqChange, 64)
 	items := make(chan item, 16)
 	var g errgroup.Group
 	g.Go(func() error {
 		defer close(items)
-		err := p.Source.Stream(srcCtx, from, p.emitter(items))
+		err := p.mapper(srcCtx, changes, items)
+		if err != nil {
+			cancelSrc()
+			if srcCtx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil
+			}
+		}
+		return err
+	})
+	g.Go(func() error {
+		defer close(changes)
+		err := p.Source.Stream(srcCtx, from, p.emitter(changes))
 		if err != nil && srcCtx.Err() != nil && errors.Is(err, context.Canceled) {
 			return nil
 		}
@@ -119,13 +135,33 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return err
 }
 
-// emitter maps each change and hands its events and position to the loop.
-// Blocking on the channel is the backpressure the source expects.
-func (p *Pipeline) emitter(items chan<- item) func(context.Context, sources.Change) error {
+// seqChange is a change numbered in stream order.
+type seqChange struct {
+	ch  sources.Change
+	seq uint64
+}
+
+// emitter numbers each change and hands it to the mapper. Blocking on the
+// channel is the backpressure the source expects.
+func (p *Pipeline) emitter(changes chan<- seqChange) func(context.Context, sources.Change) error {
 	return func(ctx context.Context, ch sources.Change) error {
 		p.seq++
-		it := item{pos: ch.Pos, seq: p.seq}
-		p.Metrics.seen(it.seq, ch.CommitTime)
+		p.Metrics.seen(p.seq, ch.CommitTime)
+		select {
+		case changes <- seqChange{ch: ch, seq: p.seq}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// mapper maps each change, in order, and hands its events and position to
+// the loop. It returns when changes is closed, or with ctx's error.
+func (p *Pipeline) mapper(ctx context.Context, changes <-chan seqChange, items chan<- item) error {
+	for sc := range changes {
+		ch := sc.ch
+		it := item{pos: ch.Pos, seq: sc.seq}
 		if ch.Op != sources.OpNone {
 			outs, err := p.mapWithRetry(ctx, ch)
 			if err != nil {
@@ -147,15 +183,15 @@ func (p *Pipeline) emitter(items chan<- item) func(context.Context, sources.Chan
 			p.Metrics.change()
 		}
 		if len(it.events) == 0 && it.pos == "" {
-			return nil
+			continue
 		}
 		select {
 		case items <- it:
-			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	return nil
 }
 
 // mapWithRetry retries lookup failures (the database is unwell) with
