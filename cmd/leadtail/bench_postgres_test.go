@@ -66,12 +66,12 @@ mappings:
 // benchEnv starts the server, the fake and leadtail once so the slot
 // exists, then stops leadtail: the workload is written while it is down
 // and the measured run catches up on it.
-func benchEnv(b *testing.B) (*pgtest.Server, *metatest.Server, string, *allLogs) {
+func benchEnv(b *testing.B, opts ...pgtest.Option) (*pgtest.Server, *metatest.Server, string, *allLogs) {
 	b.Helper()
 	// autovacuum off: a vacuum of the 200k dead rows would land in a random
 	// phase and blur the server CPU figures.
-	pg := pgtest.Start(b, pgtest.WithSetting("max_wal_size", "4GB"), pgtest.WithSetting("shared_buffers", "128MB"),
-		pgtest.WithSetting("autovacuum", "off"))
+	pg := pgtest.Start(b, append([]pgtest.Option{pgtest.WithSetting("max_wal_size", "4GB"), pgtest.WithSetting("shared_buffers", "128MB"),
+		pgtest.WithSetting("autovacuum", "off")}, opts...)...)
 	pg.CreateDB(b, "crm")
 	pg.Exec(b, "crm", benchSchema)
 	meta := metatest.Start(b, metatest.Options{})
