@@ -40,6 +40,9 @@ demo:
 faults:
 	LEADTAIL_FAULTS=full $(GO) test -race -count=1 -timeout 90m -run '^TestFaults$$' -v ./cmd/leadtail
 
-# Whole-pipeline figures against throwaway servers (minutes; not part of test).
+# Every benchmark once, then one table of the figures against their goals
+# (about 25 minutes; not part of test): micro benchmarks, then the whole
+# pipeline against throwaway PostgreSQL/MariaDB servers and the fake Graph
+# API. One figure: go run ./internal/benchtable -bench PostgresVsRecvlogical
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/leadtail
+	$(GO) run ./internal/benchtable
