@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,4 +92,38 @@ func (m *cpuMeter) stop(leadtailPid int) {
 // perChange is d per change in microseconds.
 func perChange(d time.Duration, changes int) float64 {
 	return float64(d.Microseconds()) / float64(changes)
+}
+
+// waitWalsendersGone waits until the server has no walsender process left,
+// so that one which served a reference tool has been reaped (its CPU is
+// then in the postmaster's children's times) before a phase starts or
+// ends: one reaped during treeCPU's reading would be counted in the wrong
+// phase.
+func waitWalsendersGone(ctx context.Context, pid int) error {
+	for {
+		found := false
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			p, err := strconv.Atoi(filepath.Base(d))
+			if err != nil {
+				continue
+			}
+			if pp, _, _, ok := procStat(p); ok && pp == pid {
+				if cmd, _ := os.ReadFile(d + "/cmdline"); strings.Contains(string(cmd), "walsender") {
+					found = true
+					break
+				}
+			}
+		}
+		if !found {
+			return nil
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

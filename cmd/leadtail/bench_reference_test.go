@@ -56,6 +56,11 @@ func BenchmarkPostgresVsRecvlogical(b *testing.B) {
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("pg_recvlogical: %v\n%s", err, out)
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := waitWalsendersGone(ctx, pg.Pid()); err != nil {
+				b.Fatalf("walsender of pg_recvlogical still there: %v", err)
+			}
 			return cmd
 		}
 		// An unmeasured first pass, so that both measured ones read the WAL

@@ -23,8 +23,23 @@ import (
 
 func main() {
 	only := flag.String("bench", ".", "benchmark regexp passed to go test -bench")
+	from := flag.String("from", "", "print the table of this saved benchmark output instead of running the benchmarks")
 	flag.Parse()
 	results := map[string]map[string]float64{}
+	if *from != "" {
+		data, err := os.ReadFile(*from)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchtable:", err)
+			os.Exit(1)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, m, ok := parseLine(line); ok {
+				results[name] = m
+			}
+		}
+		printTable(os.Stdout, results)
+		return
+	}
 	runs := [][]string{
 		{"test", "-run", "^$", "-bench", *only, "-benchmem", "-count", "1", "./mapping", "./sink", "./sink/metatest"},
 		{"test", "-run", "^$", "-bench", *only, "-benchtime", "1x", "-timeout", "90m", "./cmd/leadtail"},
@@ -163,11 +178,11 @@ func printTable(w io.Writer, r map[string]map[string]float64) {
 		}
 		allocs, _ := get(bench, "allocs/op")
 		b, _ := get(bench, "B/op")
-		t.add("5", label, fmt.Sprintf("%s %s, %s allocs, %s B", duration(ns/per), unit, num(allocs/per), num(b/per)), "", "", "", "")
+		t.add("5", label, fmt.Sprintf("%s %s; %s allocs/op, %s B/op", duration(ns/per), unit, num(allocs/per), num(b/per)), "", "", "", "")
 	}
 	micro("Map + normalise + hash one event (3 hashed fields, jsonb path)", "MapEvent", 1, "per event")
 	micro("Encode one 1,000-event request", "EncodeRequest", 1, "per request")
-	micro("Normalise + hash one email", "HashField", 1, "per value")
+	micro("Normalise + hash one email", "HashField/em", 1, "per value")
 	micro("Fake Graph API: validate one 1,000-event request (test cost, not leadtail's)", "CheckRequest", 1, "per request")
 
 	extra := func(label, bench, unit, suffix string) {

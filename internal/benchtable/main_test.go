@@ -47,7 +47,7 @@ func TestTable(t *testing.T) {
 		"| 1 | PostgreSQL throughput", "15,000 changes/s", "recvlogical 16,000 changes/s", "| 0.94 | ≥ 0.9 | yes |",
 		"| 2 | MariaDB throughput: the same workload | not run |",
 		"p50 700 ms, p99 1100 ms", "p99 ≤ 1,050 ms | **no** |",
-		"8.04 µs per event, 20 allocs, 1,464 B",
+		"8.04 µs per event; 20 allocs/op, 1,464 B/op",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
