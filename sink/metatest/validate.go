@@ -34,12 +34,6 @@ var (
 	// version position is an unknown path (koala#611, "v2.80").
 	versionRe = regexp.MustCompile(`^v([0-9]{1,3})\.0$`)
 	digitsRe  = regexp.MustCompile(`^[0-9]+$`)
-	// A lead id is 15-17 digits, a JSON integer: [CLPayload] says "a 15 or
-	// 16-digit number", Meta's error text says 15-16, [LeadtailDoc]
-	// accepts 15-17.
-	leadIDRe = regexp.MustCompile(`^[0-9]{15,17}$`)
-	// A JSON integer literal (no fraction, no exponent).
-	intRe = regexp.MustCompile(`^-?[0-9]+$`)
 	// [CustomerInfo]: hashed keys carry SHA-256; [LeadtailDoc]: lower-case hex.
 	// [CustomerInfo] "fbc": fb.${subdomain_index}.${creation_time}.${fbclid},
 	// subdomain index 0-2, creation time in milliseconds; case-sensitive.
@@ -179,10 +173,11 @@ func (s *Server) checkRequest(r *http.Request, body []byte, id int) (outcome, *a
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return out, errPolicy("the body must be JSON sent with Content-Type: application/json", "content type "+strconv.Quote(r.Header.Get("Content-Type")))
 	}
-	var top map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&top); err != nil || top == nil || dec.More() {
+	if !json.Valid(body) {
+		return out, errDataRequired("body is not one JSON object")
+	}
+	top, ok := members(body)
+	if !ok {
 		return out, errDataRequired("body is not one JSON object")
 	}
 
@@ -243,9 +238,9 @@ func (s *Server) checkRequest(r *http.Request, body []byte, id int) (outcome, *a
 	if kind(dataRaw) != '[' {
 		return out, errInvalidParam("Param data must be an array", "data is not an array")
 	}
-	var data []json.RawMessage
-	if err := json.Unmarshal(dataRaw, &data); err != nil {
-		return out, errInvalidParam("Param data must be an array", "data: "+err.Error())
+	data, ok := elements(dataRaw) // the body is valid JSON: checked above
+	if !ok {
+		return out, errInvalidParam("Param data must be an array", "data is not an array")
 	}
 	out.n = len(data)
 	if len(data) == 0 {
@@ -290,9 +285,9 @@ func (s *Server) checkEvent(raw json.RawMessage, i, reqID int, now time.Time) (R
 	if kind(raw) != '{' {
 		return rec, nil, nil, errInvalidParam("Param data must be an array of objects", fmt.Sprintf("data[%d] is not an object", i))
 	}
-	var ev map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return rec, nil, nil, errInvalidParam("Param data must be an array of objects", fmt.Sprintf("data[%d]: %v", i, err))
+	ev, ok := members(raw) // valid JSON: the body passed the decoder
+	if !ok {
+		return rec, nil, nil, errInvalidParam("Param data must be an array of objects", fmt.Sprintf("data[%d] is not an object", i))
 	}
 	eventID := ""
 	if r, ok := ev["event_id"]; ok && kind(r) == '"' {
@@ -329,7 +324,7 @@ func (s *Server) checkEvent(raw json.RawMessage, i, reqID int, now time.Time) (R
 		return rec, nil, nil, errMissingParameter("event_time", at("event_time")+": missing")
 	}
 	lit := string(bytes.TrimSpace(r))
-	if kind(r) != '0' || !intRe.MatchString(lit) {
+	if kind(r) != '0' || !isInt(lit) {
 		return rec, nil, nil, errInvalidEventTime(at("event_time") + ": not a JSON integer: " + lit)
 	}
 	t, err := strconv.ParseInt(lit, 10, 64)
@@ -435,9 +430,9 @@ func unquote(raw json.RawMessage) string {
 // checkUserData validates user_data and fills u with it, a hashed value
 // sent as a single string as a one-element slice.
 func (s *Server) checkUserData(raw json.RawMessage, at string, violate func(string, ...any), msgs *[]string, u *sink.UserData) *apiError {
-	var ud map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &ud); err != nil {
-		return errInvalidParam("Param user_data must be an object", at+": "+err.Error())
+	ud, ok := members(raw)
+	if !ok {
+		return errInvalidParam("Param user_data must be an object", at+": not an object")
 	}
 	present := map[string]bool{}
 	for _, k := range sortedKeys(ud) {
@@ -454,7 +449,7 @@ func (s *Server) checkUserData(raw json.RawMessage, at string, violate func(stri
 			// ([LeadtailDoc]). A string or a float is refused, and the
 			// literal is checked as written: no float64 on the way.
 			lit := string(bytes.TrimSpace(v))
-			if kind(v) != '0' || !leadIDRe.MatchString(lit) {
+			if kind(v) != '0' || !isLeadID(lit) {
 				return errInvalidLeadID(at + ".lead_id: " + describe(v))
 			}
 			u.LeadID, _ = strconv.ParseInt(lit, 10, 64) // 17 digits fit
@@ -524,6 +519,23 @@ func (s *Server) checkUserData(raw json.RawMessage, at string, violate func(stri
 		return errNotEnoughUserData(fmt.Sprintf("%s: only weak identifiers %v", at, have))
 	}
 	return nil
+}
+
+// isLeadID: 15-17 digits, as a JSON integer is written. [CLPayload] says
+// "a 15 or 16-digit number", Meta's error text says 15-16, [LeadtailDoc]
+// accepts 15-17.
+func isLeadID(lit string) bool { return len(lit) >= 15 && len(lit) <= 17 && allDigits(lit) }
+
+// isInt: a JSON integer literal (no fraction, no exponent).
+func isInt(lit string) bool { return allDigits(strings.TrimPrefix(lit, "-")) }
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // isSHA256Hex: 64 lower-case hex digits.
