@@ -3,6 +3,7 @@ package metatest
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,15 @@ func checkScan(t *testing.T, in string) {
 	gotObj, ok := members([]byte(in))
 	if ok != (objErr == nil && wantObj != nil) || (ok && !reflect.DeepEqual(norm(gotObj), norm(wantObj))) {
 		t.Errorf("members(%q) = %q, %v; encoding/json: %q, %v", in, gotObj, ok, wantObj, objErr)
+	}
+	var wantAny map[string]any
+	d := json.NewDecoder(strings.NewReader(in))
+	d.UseNumber()
+	if d.Decode(&wantAny) == nil && wantAny != nil {
+		got, err := decodeObject(json.RawMessage(in))
+		if err != nil || !reflect.DeepEqual(got, wantAny) {
+			t.Errorf("decodeObject(%q) = %#v, %v; encoding/json: %#v", in, got, err, wantAny)
+		}
 	}
 	var wantArr []json.RawMessage
 	arrErr := json.Unmarshal([]byte(in), &wantArr)

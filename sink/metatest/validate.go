@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -389,9 +390,8 @@ func (s *Server) checkEvent(raw json.RawMessage, i, reqID int, now time.Time) (R
 	case kind(r) != '{':
 		return rec, nil, nil, errInvalidParam("Param custom_data must be an object", at("custom_data")+": not an object")
 	default:
-		d := json.NewDecoder(bytes.NewReader(r))
-		d.UseNumber()
-		if err := d.Decode(&cd); err != nil {
+		var err error
+		if cd, err = decodeObject(r); err != nil {
 			return rec, nil, nil, errInvalidParam("Param custom_data must be an object", at("custom_data")+": "+err.Error())
 		}
 		if v, _ := cd["event_source"].(string); v != "crm" {
@@ -414,6 +414,38 @@ func (s *Server) checkEvent(raw json.RawMessage, i, reqID int, now time.Time) (R
 	rec.Event.EventID = eventID
 	rec.Event.CustomData = cd
 	return rec, viol, msgs, nil
+}
+
+// decodeObject decodes a valid JSON object as json.Decoder with UseNumber
+// does (FuzzScan checks it): strings, numbers and literals directly,
+// nested values through the decoder.
+func decodeObject(raw json.RawMessage) (map[string]any, error) {
+	ms, ok := members(raw)
+	if !ok {
+		return nil, errors.New("not an object")
+	}
+	out := make(map[string]any, len(ms))
+	for k, v := range ms {
+		switch c := v[0]; {
+		case c == '"':
+			out[k] = unquote(v)
+		case c == '-' || c >= '0' && c <= '9':
+			out[k] = json.Number(v)
+		case c == 't' || c == 'f':
+			out[k] = c == 't'
+		case c == 'n':
+			out[k] = nil
+		default:
+			d := json.NewDecoder(bytes.NewReader(v))
+			d.UseNumber()
+			var x any
+			if err := d.Decode(&x); err != nil {
+				return nil, err
+			}
+			out[k] = x
+		}
+	}
+	return out, nil
 }
 
 // unquote is the string a JSON string literal holds ("" for anything
