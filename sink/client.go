@@ -266,7 +266,10 @@ func (c *Client) deliver(ctx context.Context, in []Event, opts deliverOpts) (del
 			continue
 		}
 		var err error
-		if scratch, err = appendEvent(scratch[:0], ev); err != nil {
+		if !plainCustomData(ev.CustomData) {
+			scratch, err = appendEvent(scratch[:0], ev)
+		}
+		if err != nil {
 			// A value JSON cannot carry (NaN in custom_data): one such
 			// event would fail every request it is in. Its custom_data
 			// cannot be stored either.

@@ -139,6 +139,20 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
+// plainCustomData reports whether every custom_data value is one the
+// encoder writes itself and cannot fail on (string, integer, bool, nil):
+// such an event needs no trial encoding before it is sent.
+func plainCustomData(m map[string]any) bool {
+	for _, v := range m {
+		switch v.(type) {
+		case string, int64, int, bool, nil:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // appendString quotes s as encoding/json does (HTML-safe escaping):
 // directly when every byte is printable ASCII that needs no escape, else
 // through json.Marshal, which keeps the rare cases byte-identical.
