@@ -17,8 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/leadtail/leadtail/internal/jsonscan"
 	"github.com/leadtail/leadtail/sink"
 )
 
@@ -449,14 +449,10 @@ func decodeObject(raw json.RawMessage) (map[string]any, error) {
 }
 
 // unquote is the string a JSON string literal holds ("" for anything
-// else); without escapes it is a plain copy.
+// else).
 func unquote(raw json.RawMessage) string {
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-		return string(raw[1 : len(raw)-1])
-	}
-	var str string
-	_ = json.Unmarshal(raw, &str)
-	return str
+	s, _ := jsonscan.Unquote(raw)
+	return s
 }
 
 // checkUserData validates user_data and fills u with it, a hashed value
