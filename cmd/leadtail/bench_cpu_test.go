@@ -44,17 +44,28 @@ func treeCPU(pid int) time.Duration {
 		return 0
 	}
 	total := self + children
+	for _, c := range childPids(pid) {
+		if _, s, cc, ok := procStat(c); ok {
+			total += s + cc
+		}
+	}
+	return total
+}
+
+// childPids lists the live (or not yet reaped) children of pid.
+func childPids(pid int) []int {
+	var out []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		p, err := strconv.Atoi(filepath.Base(d))
 		if err != nil || p == pid {
 			continue
 		}
-		if pp, s, c, ok := procStat(p); ok && pp == pid {
-			total += s + c
+		if pp, _, _, ok := procStat(p); ok && pp == pid {
+			out = append(out, p)
 		}
 	}
-	return total
+	return out
 }
 
 // selfCPU is this test process's CPU time: the fake Graph API and the
@@ -102,17 +113,10 @@ func perChange(d time.Duration, changes int) float64 {
 func waitWalsendersGone(ctx context.Context, pid int) error {
 	for {
 		found := false
-		dirs, _ := filepath.Glob("/proc/[0-9]*")
-		for _, d := range dirs {
-			p, err := strconv.Atoi(filepath.Base(d))
-			if err != nil {
-				continue
-			}
-			if pp, _, _, ok := procStat(p); ok && pp == pid {
-				if cmd, _ := os.ReadFile(d + "/cmdline"); strings.Contains(string(cmd), "walsender") {
-					found = true
-					break
-				}
+		for _, c := range childPids(pid) {
+			if cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(c) + "/cmdline"); strings.Contains(string(cmd), "walsender") {
+				found = true
+				break
 			}
 		}
 		if !found {
