@@ -95,16 +95,22 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// hashing) runs on its own goroutine so that the source decodes the
 	// next changes meanwhile: in the same goroutine the two took turns,
 	// and catching up was bounded by their sum. One mapper keeps the order.
+	// A change the source has handed over is mapped and delivered even on
+	// shutdown (the source stops, the mapper drains what it was given), so
+	// the mapper runs on the delivery context, and stops early only when
+	// the loop has ended.
 	changes := make(chan seqChange, 64)
 	items := make(chan item, 16)
+	mctx, loopEnded := context.WithCancel(dctx)
+	defer loopEnded()
 	var g errgroup.Group
 	g.Go(func() error {
 		defer close(items)
-		err := p.mapper(srcCtx, changes, items)
+		err := p.mapper(mctx, changes, items)
 		if err != nil {
 			cancelSrc()
-			if srcCtx.Err() != nil && errors.Is(err, context.Canceled) {
-				return nil
+			if mctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // the loop's own result (or the drain timeout) tells
 			}
 		}
 		return err
@@ -121,6 +127,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
+		defer loopEnded()
 		err := p.loop(dctx, items, log)
 		if err != nil {
 			cancelSrc()
@@ -157,7 +164,8 @@ func (p *Pipeline) emitter(changes chan<- seqChange) func(context.Context, sourc
 }
 
 // mapper maps each change, in order, and hands its events and position to
-// the loop. It returns when changes is closed, or with ctx's error.
+// the loop. It returns when changes is closed (after the last one), or
+// with ctx's error.
 func (p *Pipeline) mapper(ctx context.Context, changes <-chan seqChange, items chan<- item) error {
 	for sc := range changes {
 		ch := sc.ch
